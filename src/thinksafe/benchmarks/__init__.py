@@ -1,0 +1,39 @@
+"""Benchmark registry. Each module registers its class on import."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import REGISTRY, Benchmark, LoaderError, Result
+
+# One module per benchmark; imported on first lookup.
+_MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware")
+
+# Presets run several benchmarks into one run folder (one subfolder each).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "tis-paper": ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware"),
+}
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+def all_benchmarks() -> dict[str, type[Benchmark]]:
+    _load_all()
+    return dict(REGISTRY)
+
+
+def get_benchmark(name: str) -> type[Benchmark]:
+    registry = all_benchmarks()
+    if name not in registry:
+        raise LoaderError(f"unknown benchmark {name!r}; known: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+__all__ = ["PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark"]

@@ -1,0 +1,144 @@
+"""What every benchmark module provides: a streaming loader, its official
+protocol (judge rubric or rule judge) and its official metric.
+
+A benchmark is registered with :func:`register` and looked up by name with
+:func:`thinksafe.benchmarks.get_benchmark`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..records import Generation, Judgment, Sample
+
+
+class LoaderError(ValueError):
+    """A malformed benchmark file or row; the message names the file and row."""
+
+
+@dataclass
+class Result:
+    """Everything known about one sample after a run."""
+
+    sample: Sample
+    generation: Generation | None
+    judgments: dict[str, Judgment] = field(default_factory=dict)
+
+
+class Benchmark(ABC):
+    """Base class of benchmark modules. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "jailbreak" | "awareness"
+    title: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    metric: ClassVar[str] = "ASR = unsafe / (safe + unsafe) on the answer"
+    subsets: ClassVar[dict[str, int]] = {}
+    """Subset name -> number of samples."""
+    default_subset: ClassVar[str | None] = None
+    default_judge: ClassVar[str] = "refusal"
+
+    def __init__(self, data: Path | None = None, subset: str | None = None, workdir: Path | None = None,
+                 strict: bool = False, protocol: str = "official", limit: int | None = None):
+        self.subset = subset or self.default_subset
+        if self.subsets and self.subset not in self.subsets and not self.accepts_subset(self.subset):
+            raise LoaderError(f"{self.name}: unknown subset {self.subset!r}; choose from {', '.join(self.subsets)}")
+        self.data = Path(data).resolve() if data else None
+        self.workdir = Path(workdir) if workdir else Path(".thinksafe-cache")
+        self.strict = strict
+        self.protocol = protocol
+        self.limit = limit
+
+    def accepts_subset(self, subset: str | None) -> bool:
+        """Override for benchmarks whose subsets are combinations (scenarios x image types)."""
+        return False
+
+    # ---- data ----------------------------------------------------------------------
+    def data_dir(self) -> Path:
+        """The data folder: ``--data`` or the public download."""
+        if self.data is None:
+            self.data = self.download()
+        return self.data
+
+    def download(self) -> Path:
+        """Fetch the published files into the cache; used only without ``--data``."""
+        raise LoaderError(f"{self.name}: pass --data DIR (no download available)")
+
+    @abstractmethod
+    def load(self) -> Iterator[Sample]:
+        """Yield samples one by one (never all images in memory).
+
+        Rows that cannot be run are yielded with ``Sample.error`` set, or raise
+        :class:`LoaderError` when ``self.strict``.
+        """
+
+    def samples(self) -> Iterator[Sample]:
+        for i, s in enumerate(self.load()):
+            if self.limit is not None and i >= self.limit:
+                return
+            if s.error and self.strict:
+                raise LoaderError(s.error)
+            yield s
+
+    def files(self) -> list[Path]:
+        """The files the samples come from, for the run's fingerprint."""
+        return []
+
+    def fingerprint(self) -> str:
+        """sha256 over the names and bytes of :meth:`files`."""
+        h = hashlib.sha256()
+        for path in sorted(self.files()):
+            h.update(str(path.name).encode())
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+
+    # ---- protocol ------------------------------------------------------------------
+    def rubric(self, kind: str = "llm"):
+        """The official LLM-judge rubric (``None``: use the generic one)."""
+        return None
+
+    def rule_judge(self):
+        """A benchmark whose official scoring needs no model returns its judge here."""
+        return None
+
+    def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
+        """The metrics written to ``metrics.json``; see :mod:`thinksafe.metrics.asr`."""
+        from ..metrics.asr import asr_metrics
+
+        return asr_metrics(results)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name, "family": cls.family, "title": cls.title, "source": cls.source,
+            "metric": cls.metric, "subsets": dict(cls.subsets), "default_subset": cls.default_subset,
+            "size": cls.subsets.get(cls.default_subset or "", sum(cls.subsets.values())),
+        }
+
+    @classmethod
+    def protocol_text(cls) -> str:
+        return (cls.__doc__ or "").strip()
+
+
+REGISTRY: dict[str, type[Benchmark]] = {}
+
+
+def register(cls: type[Benchmark]) -> type[Benchmark]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def resolve_inside(root: Path, relative: str, where: str) -> Path:
+    """Join a path from a data file to its folder, refusing ones that escape it."""
+    root = root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {root}")
+    return path

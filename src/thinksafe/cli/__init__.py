@@ -1,0 +1,3 @@
+def main():
+    from .app import app
+    app()

@@ -1,0 +1,110 @@
+"""The ``thinksafe`` command. Each command parses options and calls the library;
+heavy imports happen inside the commands so API-only paths start fast."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Safety evaluation, safety-thinking data and fine-tuning for multimodal reasoning models.")
+
+# Command groups living in their own modules; each defines register(app).
+_COMMAND_MODULES = ("benchmarks", "compare", "judge", "data", "train", "demo")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command("eval")
+def eval_cmd(
+    benchmark: Annotated[str, typer.Option(help="Benchmark name or preset (see `thinksafe benchmarks`).")],
+    model: Annotated[str, typer.Option(help="openai/NAME (with --base-url) or hf/PATH_OR_HUB_ID.")],
+    out: Annotated[Path, typer.Option(help="Run folder (created; re-running resumes).")],
+    subset: Annotated[Optional[str], typer.Option(help="Benchmark subset, e.g. full|tiny for FigStep.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Benchmark data folder (default: download).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL, e.g. http://host:8000/v1.")] = None,
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai/ models).")] = 16,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout in seconds.")] = 600.0,
+    batch_size: Annotated[int, typer.Option(help="Batch size (hf/ models).")] = 8,
+    adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder for hf/ models.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (hf/).")] = False,
+    device: Annotated[Optional[str], typer.Option(help="Device for hf/ models (default: cuda if available).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weights dtype for hf/ models (bfloat16, float32...).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens (allow room for long thinking).")] = 4096,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option()] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    system: Annotated[Optional[str], typer.Option(help="System prompt for every sample.")] = None,
+    think_budget: Annotated[Optional[int], typer.Option(help="hf/: force-close the thinking after N tokens.")] = None,
+    no_think: Annotated[bool, typer.Option(help="hf/: prefill an empty <think></think>.")] = False,
+    judge: Annotated[str, typer.Option(help="refusal | llm | official | ... (see README).")] = "refusal",
+    judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
+    judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
+    judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
+    protocol: Annotated[str, typer.Option(help="official | harmonised")] = "official",
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Evaluate a model on a benchmark; judge thinking, answer and full output separately."""
+    from ..evaluate import EvalConfig
+    from ..models.base import GenerationSettings
+    from .run import run_with_progress
+
+    extra: dict = {}
+    if think_budget is not None:
+        extra["think_budget"] = think_budget
+    if no_think:
+        extra["no_think"] = True
+    settings = GenerationSettings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                  system=system, extra=extra)
+    cfg = EvalConfig(benchmark=benchmark, model=model, out=out, subset=subset, data=data, judge=judge,
+                     judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+                     judge_concurrency=judge_concurrency, protocol=protocol, base_url=base_url,
+                     api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout, batch_size=batch_size,
+                     adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
+                     settings=settings, strict=strict, limit=limit)
+    run_with_progress(cfg, quiet=quiet)
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Rewrite samples.jsonl / metrics.json from the store and print the tables."""
+    from ..report.rerun import rewrite_results
+    from ..report.table import print_run
+
+    for folder, metrics in rewrite_results(run_dir):
+        print_run(metrics, folder)
+
+
+@app.command("tiny-model")
+def tiny_model_cmd(out: Annotated[Path, typer.Option(help="Folder for the model.")],
+                   seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Build the tiny random test VLM offline. Its outputs are meaningless."""
+    from ..models.tiny import build_tiny_model
+
+    path = build_tiny_model(out, seed=seed)
+    _console().print(f"tiny model written to {path} (random weights: a test stand-in, its outputs mean nothing)")
+
+
+def _register_modules() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+_register_modules()

@@ -1,0 +1,251 @@
+"""Run a benchmark against a model: generate, split, judge, store, report.
+
+The pipeline streams: a producer loads samples one by one into a bounded
+queue, generation workers keep the model busy (``concurrency`` requests in
+flight), judge workers judge each finished generation, and every result is
+committed to the store as it arrives. Re-running the same command on the same
+folder does only the work that is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .benchmarks import Benchmark, Result, get_benchmark
+from .judges import Judge, make_judge
+from .models import Backend, BackendError, GenerationSettings, get_backend, sample_messages
+from .models.fingerprint import backend_fingerprint
+from .reasoning import parse_completion, target_text
+from .records import MISSING, Generation, Judgment, Sample, fingerprint
+from .report.files import write_results
+from .runinfo import write_run_json
+from .store import Store
+
+
+@dataclass
+class EvalConfig:
+    """Everything a run needs; saved in ``run.json`` (it holds no secrets)."""
+
+    benchmark: str
+    model: str
+    out: Path
+    subset: str | None = None
+    data: Path | None = None
+    judge: str = "refusal"
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_api_key_env: str = "OPENAI_API_KEY"
+    judge_concurrency: int | None = None
+    protocol: str = "official"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    timeout_s: float = 600.0
+    batch_size: int = 8
+    adapter: str | None = None
+    trust_remote_code: bool = False
+    device: str | None = None
+    dtype: str | None = None
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    strict: bool = False
+    limit: int | None = None
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "api_key_env": self.api_key_env, "concurrency": self.concurrency,
+                "timeout_s": self.timeout_s, "adapter": self.adapter, "batch_size": self.batch_size,
+                "trust_remote_code": self.trust_remote_code, "device": self.device, "dtype": self.dtype}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"], d["data"] = str(self.out), str(self.data) if self.data else None
+        return d
+
+
+@dataclass
+class RunStats:
+    samples: int = 0
+    generated: int = 0
+    judged: int = 0
+    gen_errors: int = 0
+    judge_requests: int = 0
+    seconds: float = 0.0
+
+
+class _LazyBackend:
+    """Builds the model only when some sample needs generating, so a finished
+    run (and report-only work) never loads weights or opens connections."""
+
+    def __init__(self, factory: Callable[[], Backend]):
+        self._factory = factory
+        self._backend: Backend | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Backend:
+        async with self._lock:
+            if self._backend is None:
+                self._backend = await asyncio.to_thread(self._factory)
+            return self._backend
+
+    async def aclose(self) -> None:
+        if self._backend is not None:
+            await self._backend.aclose()
+
+
+class Evaluation:
+    """One benchmark x one model x one judge, in one run folder."""
+
+    def __init__(self, cfg: EvalConfig, on_progress: Callable[[int, int | None], None] | None = None):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.out / "store.sqlite")
+        self.bench: Benchmark = get_benchmark(cfg.benchmark)(
+            data=cfg.data, subset=cfg.subset, workdir=self.out, strict=cfg.strict, protocol=cfg.protocol,
+            limit=cfg.limit)
+        self.gen_key = fingerprint({"model": backend_fingerprint(cfg.model, cfg.backend_options()),
+                                    "settings": cfg.settings.to_dict()})
+        self.judge: Judge = make_judge(cfg.judge, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
+                                       api_key_env=cfg.judge_api_key_env, concurrency=cfg.judge_concurrency,
+                                       protocol=cfg.protocol)
+        self.judge_key = self.judge.fingerprint
+        self.backend = _LazyBackend(lambda: get_backend(cfg.model, **cfg.backend_options()))
+        self.stats = RunStats()
+        self.on_progress = on_progress
+
+    # ---- the pipeline --------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        self.store.register_judge(self.judge_key, self.judge.name, self.judge.fingerprint_config())
+        write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge)
+        self.store.clear_samples(self.bench.name)
+        try:
+            await self._pipeline()
+        finally:
+            await self.backend.aclose()
+            await self.judge.aclose()
+        self.stats.seconds = time.perf_counter() - start
+        metrics = self.write_results()
+        self.store.set_meta("last_stats", asdict(self.stats))
+        return metrics
+
+    async def _pipeline(self) -> None:
+        gen_workers = self._gen_concurrency()
+        judge_workers = max(1, self.judge.concurrency)
+        gen_q: asyncio.Queue = asyncio.Queue(maxsize=2 * gen_workers)
+        judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
+        gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
+        judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        try:
+            await self._produce(gen_q, judge_q)
+            await gen_q.join()
+            await judge_q.join()
+        finally:
+            for t in gens + judges:
+                t.cancel()
+            await asyncio.gather(*gens, *judges, return_exceptions=True)
+
+    def _gen_concurrency(self) -> int:
+        if self.cfg.model.startswith("hf/"):
+            return 2 * max(1, self.cfg.batch_size)  # keeps the next batch ready
+        return max(1, self.cfg.concurrency)
+
+    async def _produce(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
+        samples = self.bench.samples()
+        seq = 0
+        while (sample := await asyncio.to_thread(next, samples, None)) is not None:
+            self.store.put_sample(sample, seq)
+            seq += 1
+            self.stats.samples += 1
+            if sample.error:
+                self._progress()
+                continue
+            gen = self.store.get_generation(self.gen_key, sample)
+            if gen is None or gen.error:
+                await gen_q.put(sample)
+            else:
+                await judge_q.put((sample, gen))
+
+    async def _gen_worker(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
+        while True:
+            sample = await gen_q.get()
+            try:
+                gen = await self._generate(sample)
+                self.store.put_generation(self.gen_key, sample, gen)
+                # Verdicts on an earlier (failed) generation no longer apply.
+                self.store.delete_judgments(self.judge_key, self.gen_key, sample.id)
+                await judge_q.put((sample, gen))
+            finally:
+                gen_q.task_done()
+
+    async def _generate(self, sample: Sample) -> Generation:
+        backend = await self.backend.get()
+        settings = self.cfg.settings
+        try:
+            completion = await backend.complete(sample_messages(sample, settings.system), settings)
+        except BackendError as exc:
+            self.stats.gen_errors += 1
+            return Generation(error=str(exc))
+        except OSError as exc:  # e.g. an image that vanished after loading
+            self.stats.gen_errors += 1
+            return Generation(error=f"{type(exc).__name__}: {exc}")
+        self.stats.generated += 1
+        return parse_completion(completion)
+
+    async def _judge_worker(self, judge_q: asyncio.Queue) -> None:
+        while True:
+            sample, gen = await judge_q.get()
+            try:
+                await self._judge_sample(sample, gen)
+                self._progress()
+            finally:
+                judge_q.task_done()
+
+    async def _judge_sample(self, sample: Sample, gen: Generation) -> None:
+        done = self.store.get_judgments(self.judge_key, self.gen_key, sample.id)
+        for target in self.judge.targets:
+            old = done.get(target)
+            if old is not None and "error" not in old.extra:
+                continue
+            text = target_text(gen, target)
+            if not text.strip():
+                judgment = Judgment(target, MISSING, raw="")
+            else:
+                self.stats.judge_requests += 1
+                judgment = await self.judge.judge(sample, text, target)
+            self.store.put_judgment(self.judge_key, self.gen_key, sample.id, judgment)
+        self.stats.judged += 1
+
+    def _progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(1, self.bench.describe()["subsets"].get(self.bench.subset or ""))
+
+    # ---- results -------------------------------------------------------------------
+    def results(self) -> Iterator[Result]:
+        return iter_results(self.store, self.bench.name, self.gen_key, self.judge_key)
+
+    def write_results(self) -> dict[str, Any]:
+        return write_results(self.out, self.bench, self.results, header={
+            "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
+            "model": self.cfg.model, "judge": self.judge.name, "protocol": self.cfg.protocol})
+
+
+def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:
+    """Stream every sample of the latest run with its generation and judgments."""
+    for sample in store.iter_samples(benchmark):
+        gen = None if sample.error else store.get_generation(gen_key, sample)
+        judgments = store.get_judgments(judge_key, gen_key, sample.id) if gen else {}
+        yield Result(sample, gen, judgments)
+
+
+def run_eval(cfg: EvalConfig, on_progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
+    """Synchronous entry point used by the CLI and tests."""
+    evaluation = Evaluation(cfg, on_progress)
+    try:
+        return asyncio.run(evaluation.run())
+    finally:
+        evaluation.store.close()

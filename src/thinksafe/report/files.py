@@ -1,0 +1,47 @@
+"""``samples.jsonl`` and ``metrics.json``, rewritten from the store after every run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..benchmarks.base import Result
+
+
+def sample_row(r: Result) -> dict[str, Any]:
+    """One line of samples.jsonl."""
+    g = r.generation
+    return {
+        "id": r.sample.id, "benchmark": r.sample.benchmark, "category": r.sample.category,
+        "prompt": r.sample.prompt, "images": r.sample.images,
+        "raw": g.raw if g else None, "reasoning": g.reasoning if g else None, "answer": g.answer if g else None,
+        "finish_reason": g.finish_reason if g else None,
+        "truncated_in_reasoning": g.truncated_in_reasoning if g else False,
+        "reasoning_source": g.reasoning_source if g else None,
+        "completion_tokens": g.completion_tokens if g else None,
+        "error": r.sample.error or (g.error if g else None),
+        "judgments": {t: {"label": j.label, "score": j.score, "raw": j.raw, **({"extra": j.extra} if j.extra else {})}
+                      for t, j in r.judgments.items()},
+    }
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        write(f)
+    tmp.replace(path)
+
+
+def write_results(out: Path, bench, results: Callable[[], Iterable[Result]],
+                  header: dict[str, Any]) -> dict[str, Any]:
+    """Write samples.jsonl and metrics.json (streamed: two passes over the store)."""
+    def write_samples(f) -> None:
+        for r in results():
+            f.write(json.dumps(sample_row(r), ensure_ascii=False) + "\n")
+
+    _atomic_write(out / "samples.jsonl", write_samples)
+    metrics = {**header, **bench.metrics(results())}
+    _atomic_write(out / "metrics.json", lambda f: json.dump(metrics, f, indent=2, ensure_ascii=False))
+    return metrics

@@ -1,0 +1,45 @@
+"""Rebuild a run folder's result files from its store (``thinksafe report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..benchmarks import get_benchmark
+from ..runinfo import read_run_json
+from ..store import Store
+
+
+def run_folders(root: Path) -> list[Path]:
+    """The folder itself, or each benchmark subfolder of a preset run."""
+    root = Path(root)
+    if (root / "run.json").is_file():
+        return [root]
+    subs = sorted(p.parent for p in root.glob("*/run.json"))
+    if not subs:
+        raise FileNotFoundError(f"{root}: not a thinksafe run folder (no run.json)")
+    return subs
+
+
+def rewrite_results(root: Path, judge_key: str | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    from ..evaluate import iter_results
+    from .files import write_results
+
+    for folder in run_folders(root):
+        info = read_run_json(folder)
+        cfg = info["config"]
+        bench = get_benchmark(info["benchmark"])(data=cfg.get("data"), subset=info.get("subset"), workdir=folder,
+                                                 protocol=cfg.get("protocol", "official"))
+        store = Store(folder / "store.sqlite")
+        key = judge_key or info["judge_fingerprint"]
+        judge_name = next((j["name"] for j in store.judges() if j["judge_key"] == key), info.get("judge"))
+        try:
+            metrics = write_results(folder, bench, lambda: iter_results(store, bench.name,
+                                                                        info["generation_fingerprint"], key),
+                                    header={"benchmark": bench.name, "family": bench.family, "subset": bench.subset,
+                                            "model": info["model"], "judge": judge_name,
+                                            "protocol": cfg.get("protocol")})
+        finally:
+            store.close()
+        yield folder, metrics

@@ -1,0 +1,58 @@
+"""``run.json``: what ran, with which versions, on which files (never secrets)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("thinksafe", "openai", "transformers", "torch", "peft", "trl", "datasets", "pillow")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions, read from metadata (imports nothing)."""
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the thinksafe source tree, when it is a git checkout."""
+    src = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge_key: str, judge) -> None:
+    info = {
+        "benchmark": bench.name, "family": bench.family, "subset": bench.subset,
+        "model": config["model"], "judge": judge.name, "protocol": config.get("protocol"),
+        "generation_fingerprint": gen_key, "judge_fingerprint": judge_key,
+        "judge_config": judge.fingerprint_config(),
+        "benchmark_files_sha256": bench.fingerprint(),
+        "config": config,
+        "versions": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    tmp.replace(out / "run.json")
+
+
+def read_run_json(out: Path) -> dict[str, Any]:
+    path = Path(out) / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a thinksafe run folder (no run.json)")
+    return json.loads(path.read_text())

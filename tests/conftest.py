@@ -1,0 +1,37 @@
+"""Shared fixtures: the real benchmark files in ../shared and the tiny model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("THINKSAFE_SHARED", ROOT.parent / "shared")).resolve()
+BENCH = SHARED / "benchmarks"
+
+# Nothing in the tests may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def bench_dir() -> Path:
+    if not BENCH.is_dir():
+        pytest.fail(f"shared benchmark files not found at {BENCH} (set THINKSAFE_SHARED)")
+    return BENCH
+
+
+@pytest.fixture(scope="session")
+def figstep_dir(bench_dir: Path) -> Path:
+    return bench_dir / "figstep"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The project's tiny random VLM, built offline once per test session."""
+    from thinksafe.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
