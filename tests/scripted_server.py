@@ -9,6 +9,7 @@ that several processes' runs can be compared).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -63,7 +64,7 @@ class Request:
         urls = [p["image_url"]["url"] for p in self.parts() if p.get("type") == "image_url"]
         return [base64.b64decode(u.split(",", 1)[1]) for u in urls]
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Identifies the request's content: sha of its images and text."""
         h = hashlib.sha256(self.text.encode())
@@ -107,6 +108,12 @@ class ScriptedServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no handler is running (abandoned slow replies included)."""
+        deadline = time.time() + timeout
+        while self._in_flight and time.time() < deadline:
+            time.sleep(0.01)
+
     def requests_for(self, key: str) -> list[dict[str, Any]]:
         return [r for r in self.log if r["key"] == key]
 
@@ -127,6 +134,9 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the second
+            # waits for the client's delayed ACK (~40 ms) and fakes latency.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
@@ -156,10 +166,14 @@ class ScriptedServer:
                 try:
                     reply = server.responder(req)
                     time.sleep(server.latency + reply.delay)
+                    self._reply(req, reply, start)
+                    # Logged after the answer is sent, so bookkeeping never adds latency.
+                    server._record({"key": req.key, "status": reply.status, "start": start, "end": time.time(),
+                                    "model": body.get("model"), "auth": self.headers.get("Authorization", "")})
                 finally:
                     server._enter(-1)
-                server._record({"key": req.key, "status": reply.status, "start": start, "end": time.time(),
-                                "model": body.get("model"), "auth": self.headers.get("Authorization", "")})
+
+            def _reply(self, req: Request, reply: Reply, start: float) -> None:
                 if reply.status != 200:
                     self._send(reply.status, {"error": {"message": f"scripted {reply.status}",
                                                         "type": "scripted"}}, reply.headers)
@@ -169,7 +183,7 @@ class ScriptedServer:
                     message["reasoning_content"] = reply.reasoning_content
                 self._send(200, {
                     "id": "chatcmpl-scripted", "object": "chat.completion", "created": int(start),
-                    "model": body.get("model", "scripted"),
+                    "model": req.body.get("model", "scripted"),
                     "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
                     "usage": {"prompt_tokens": len(req.text.split()), "completion_tokens":
                               len(reply.content.split()) + len((reply.reasoning_content or "").split()),

@@ -54,6 +54,8 @@ class EvalConfig:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     strict: bool = False
     limit: int | None = None
+    judge_only: bool = False
+    """Judge stored generations only (``thinksafe judge``): never call the model."""
 
     def backend_options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key_env": self.api_key_env, "concurrency": self.concurrency,
@@ -165,7 +167,9 @@ class Evaluation:
                 self._progress()
                 continue
             gen = self.store.get_generation(self.gen_key, sample)
-            if gen is None or gen.error:
+            if self.cfg.judge_only and (gen is None or gen.error):
+                self._progress()  # nothing stored to judge; the model is not called
+            elif gen is None or gen.error:
                 await gen_q.put(sample)
             else:
                 await judge_q.put((sample, gen))

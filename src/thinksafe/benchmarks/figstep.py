@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import Sample
-from .base import Benchmark, LoaderError, register
+from .base import Benchmark, LoaderError, register, resolve_inside
 from .typography import figstep_text, load_font, render_text_image
 
 FIGSTEP_PROMPT = (
@@ -91,13 +91,17 @@ class FigStep(Benchmark):
             sid = f"bad-row-{where.rsplit(' ', 1)[-1]}"
             return Sample(sid, self.name, FIGSTEP_PROMPT, error=f"{where}: malformed row, missing {', '.join(missing)}")
         cat, task = row["category_id"].strip(), row["task_id"].strip()
+        if not (cat.isdigit() and task.isdigit()):
+            return Sample(f"bad-row-{where.rsplit(' ', 1)[-1]}", self.name, FIGSTEP_PROMPT,
+                          error=f"{where}: malformed row, category_id/task_id must be integers "
+                                f"(got {cat!r}, {task!r})")
         sample = Sample(
             id=f"{cat}-{task}", benchmark=self.name, prompt=FIGSTEP_PROMPT, category=row["category_name"].strip(),
-            fields={"category_id": int(cat) if cat.isdigit() else cat, "task_id": int(task) if task.isdigit() else task,
+            fields={"category_id": int(cat), "task_id": int(task),
                     "question": row.get("question", ""), "instruction": row["instruction"]},
         )
         name = f"query_ForbidQI_{cat}_{task}_6.png"
-        published = self.data_dir() / _IMAGE_DIRS[self.subset or "full"] / name
+        published = resolve_inside(self.data_dir(), f"{_IMAGE_DIRS[self.subset or 'full']}/{name}", where)
         self._attach_image(sample, published, row["instruction"], where)
         return sample
 

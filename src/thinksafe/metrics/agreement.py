@@ -100,7 +100,10 @@ def load_human_labels(path: Path) -> tuple[dict[Key, str], int]:
 def load_run_judgments(run_dir: Path) -> dict[Key, str]:
     """``{(id, target): label}`` from the judgments in a run folder's ``samples.jsonl``."""
     out: dict[Key, str] = {}
-    for row in load_jsonl(Path(run_dir) / "samples.jsonl"):
+    path = Path(run_dir) / "samples.jsonl"
+    for lineno, row in enumerate(load_jsonl(path), 1):
+        if row.get("id") is None:
+            raise ValueError(f"{path}: record {lineno} has no 'id'")
         for target, judgment in (row.get("judgments") or {}).items():
             out[(str(row["id"]), target)] = (judgment or {}).get("label") or "missing"
     return out

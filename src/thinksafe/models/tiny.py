@@ -176,33 +176,48 @@ weights. Never report results obtained with it as model results.
 """
 
 
-def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
-    """Build, save and return the folder of the tiny random VLM.
+def make_tiny_model(seed: int = 0):
+    """Build the tiny random VLM in memory.
 
     Args:
-        out: Folder to write (created if needed; existing files are overwritten).
         seed: Seed for the random weights; the same seed gives the same model.
 
     Returns:
-        The folder, loadable with ``AutoModelForImageTextToText.from_pretrained``
-        and ``AutoProcessor.from_pretrained``.
+        ``(model, processor)``: a ``LlavaForConditionalGeneration`` in eval mode
+        and its ``LlavaProcessor``.
     """
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(build_config(tokenizer)).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, processor
+
+
+def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
+    """Build the tiny random VLM and save it, with a model card, to ``out``.
+
+    Args:
+        out: Folder to write (created if needed; existing files are overwritten).
+        seed: Seed for the random weights; the same seed gives the same files.
+
+    Returns:
+        The folder, loadable offline with
+        ``AutoModelForImageTextToText.from_pretrained`` and
+        ``AutoProcessor.from_pretrained``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, processor = make_tiny_model(seed)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     card = MODEL_CARD.format(
         seed=seed, image=IMAGE_SIZE, patch=PATCH_SIZE, params=model.num_parameters(),
-        vocab=len(tokenizer), tokens=IMAGE_TOKENS,
+        vocab=len(processor.tokenizer), tokens=IMAGE_TOKENS,
     )
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
