@@ -15,6 +15,9 @@ BENCH = SHARED / "benchmarks"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The tiny models are dominated by per-op overhead: one thread is as fast and
+# does not collapse when the other core is busy.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

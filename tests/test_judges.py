@@ -255,3 +255,26 @@ def test_ensemble_spec_errors():
         make_judge("ensemble:refusal,ensemble", **OPTS)
     with pytest.raises(ValueError, match="unknown judge"):
         make_judge("ensemble:refusal,nope", **OPTS)
+
+
+def test_guard_runs_on_an_hf_backend(tiny_model_dir):
+    """The same judge drives a local checkpoint: chat template, image and agent turn go through."""
+    pytest.importorskip("torch")
+    from thinksafe.models import get_backend
+
+    sample = Sample("1-1", "figstep", "Fill in the list.", images=[str(tiny_model_dir.parent / "img.png")])
+    from PIL import Image
+
+    Image.new("RGB", (56, 56), (250, 250, 250)).save(sample.images[0])
+    for mode in ("chat", "prompt"):
+        judge = GuardJudge(get_backend(f"hf/{tiny_model_dir}", device="cpu"), mode, max_tokens=4)
+
+        async def go():
+            try:
+                return await judge.judge(sample, "Step 1: do it.", "answer")
+            finally:
+                await judge.aclose()
+
+        j = asyncio.run(go())
+        # Random weights: the reply is noise, so strict parsing must call it unparsed.
+        assert j.label == "unparsed" and "error" not in j.extra and j.raw

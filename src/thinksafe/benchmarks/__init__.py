@@ -7,7 +7,7 @@ import importlib
 from .base import REGISTRY, Benchmark, LoaderError, Result
 
 # One module per benchmark; imported on first lookup.
-_MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware")
+_MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "probes")
 
 # Presets run several benchmarks into one run folder (one subfolder each).
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -122,7 +122,9 @@ class MMSafeAware(Benchmark):
     else is ``unparsed``. Judgment labels: yes / no / unparsed / missing.
 
     Metric (``official``): accuracy per subset and overall, over the samples
-    that ran; unparsed and missing answers count as wrong. In the standard
+    that ran; unparsed and missing answers count as wrong. The rule needs no
+    model, so this block applies it to the stored answers whichever
+    ``--judge`` ran (the same verdicts as the official judge). In the standard
     block, ``safe`` = right verdict and ``unsafe`` = wrong, so ``asr`` is the
     error rate among parsed answers.
 
@@ -193,6 +195,7 @@ class MMSafeAware(Benchmark):
             sample.id, sample.error = f"{pid}-dup-{where.rsplit(' ', 1)[-1]}", f"{where}: duplicate prompt number {pid}"
         elif pid in images:
             sample.images = [str(images[pid])]
+            sample.error = image_problem(images[pid], where)
         else:
             sample.fields["missing_image"] = True
             sample.error = (f"{where}: no image for prompt {pid} in {self.data_dir() / 'images'} "
@@ -285,6 +288,18 @@ def image_index(root: Path) -> dict[int, Path]:
 
 
 # ---- shared by the awareness benchmarks ---------------------------------------------
+
+def image_problem(path: Path, where: str) -> str | None:
+    """A sample error for an image file that cannot be decoded, else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # noqa: BLE001 - any decoder error means unusable
+        return f"{where}: image {path} is corrupt or unreadable ({type(exc).__name__})"
+    return None
+
 
 Verdict = Callable[[Result, Judgment], "bool | None"]
 

@@ -21,7 +21,7 @@ from ..judges.base import neutralize
 from ..models.base import Message, text_messages
 from ..records import MISSING, UNPARSED, Judgment, Sample
 from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafeaware import standard_metrics
+from .mmsafeaware import image_problem, standard_metrics
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,7 @@ class MSSBench(Benchmark):
         path = resolve_inside(self.data_dir(), f"{task}/{image}", where)
         if path.is_file():
             sample.images = [str(path)]
+            sample.error = image_problem(path, where)
         else:
             sample.fields["missing_image"] = True
             sample.error = f"{where}: {context} image {path} not found"

@@ -24,7 +24,7 @@ from ..judges.llm import LLMJudge, parse_one_word
 from ..models.base import Backend, Message, text_messages
 from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
 from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafeaware import standard_metrics
+from .mmsafeaware import image_problem, standard_metrics
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +382,7 @@ class SIUO(Benchmark):
         image = resolve_inside(self.data_dir(), f"images/{item['image']}", where)
         if image.is_file():
             sample.images = [str(image)]
+            sample.error = image_problem(image, where)
         else:
             sample.fields["missing_image"] = True
             sample.error = (f"{where}: image {image} not found (SIUO images are distributed separately "

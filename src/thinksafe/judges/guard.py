@@ -144,8 +144,8 @@ class GuardRubric:
 class GuardJudge(LLMJudge):
     """A guard model behind any backend (``openai/`` vLLM server or ``hf/``)."""
 
-    def __init__(self, backend: Backend, mode: str = "chat", images: bool = True):
-        super().__init__(backend, GuardRubric(mode, images))
+    def __init__(self, backend: Backend, mode: str = "chat", images: bool = True, max_tokens: int = 1024):
+        super().__init__(backend, GuardRubric(mode, images), max_tokens=max_tokens)
         self.name = guard_name(mode, images)
 
     def fingerprint_config(self) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class HFBackend(Backend):
         self._pending: list[_Request] = []
         self._running: list[_Request] = []
         self._worker: asyncio.Task | None = None
+        self._drop_ids: set[int] = set()
+        self._suppress_ids: list[int] = []
 
     # ----------------------------------------------------------------- Backend API
 
@@ -217,6 +219,8 @@ class HFBackend(Backend):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.processor, self.tokenizer = model.eval(), processor, tokenizer
+        # Computed once: get_vocab() on a 150k-token vocabulary is not free.
+        self._drop_ids, self._suppress_ids = self._special_ids(), self._placeholder_ids()
 
     # -------------------------------------------------------------------- worker
 
@@ -332,7 +336,7 @@ class HFBackend(Backend):
         if budget is not None and settings.max_tokens > first:
             self._continue_past_budget(batch, rows, settings.max_tokens - first, settings)
         latency = time.perf_counter() - start
-        return [self._completion(item, row, settings, latency) for item, row in zip(batch, rows, strict=True)]
+        return [self._completion(item, row, latency) for item, row in zip(batch, rows, strict=True)]
 
     def _continue_past_budget(self, batch: list[_Prepared], rows: list[_Row], remaining: int,
                               settings: GenerationSettings) -> None:
@@ -378,11 +382,10 @@ class HFBackend(Backend):
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        placeholders = self._placeholder_ids()
-        if placeholders:
+        if self._suppress_ids:
             # A generated image placeholder would not match any image features
             # when a think-budget continuation feeds the output back in.
-            kwargs["suppress_tokens"] = placeholders
+            kwargs["suppress_tokens"] = self._suppress_ids
         return kwargs
 
     def _encode(self, batch: list[_Prepared], suffixes: list[list[int]]) -> tuple[dict[str, Any], list[int]]:
@@ -413,7 +416,7 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ decoding
 
-    def _completion(self, item: _Prepared, row: _Row, settings: GenerationSettings, latency: float) -> Completion:
+    def _completion(self, item: _Prepared, row: _Row, latency: float) -> Completion:
         return Completion(
             content=item.prefill + self._decode(row.ids),
             finish_reason="stop" if row.finished else "length",
@@ -425,8 +428,8 @@ class HFBackend(Backend):
 
     def _decode(self, ids: list[int]) -> str:
         """Decode, dropping special tokens but never ``<think>``/``</think>``."""
-        drop = self._special_ids()
-        return self.tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
+        kept = [i for i in ids if i not in self._drop_ids]
+        return self.tokenizer.decode(kept, skip_special_tokens=False)
 
     def _special_ids(self) -> set[int]:
         tok = self.tokenizer

@@ -1,0 +1,205 @@
+"""``thinksafe demo``: the whole evaluate -> fine-tune -> re-evaluate loop, offline.
+
+1. build the tiny random VLM (:mod:`thinksafe.models.tiny`);
+2. evaluate it on the built-in ``probes`` benchmark (``OUT/before``);
+3. LoRA-fine-tune it on the built-in TiS-style set
+   (``resources/demo/tis_demo.jsonl``, images rendered at run time) through the
+   same code path as ``thinksafe train`` (``OUT/adapter``);
+4. evaluate model + adapter again (``OUT/after``);
+5. compare: think-format rate, refusal on harmful probes, over-refusal on
+   benign controls (``OUT/comparison.json``, plus ``compare.json``/``compare.md``
+   from ``thinksafe compare`` when that module is installed).
+
+The model is random: the numbers show the mechanism, not anyone's safety.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+
+DISCLAIMER = (
+    "The model in this demo is a tiny randomly initialised stand-in (about 0.2 M parameters, built offline in a "
+    "second). The numbers show that the evaluate -> fine-tune -> re-evaluate mechanism works end to end; they say "
+    "nothing about the safety of any real model."
+)
+METRICS = (
+    ("think_format_rate", "think-format rate (outputs opening with <think>)"),
+    ("refusal_rate_harmful", "refusal rate on harmful probes"),
+    ("over_refusal_rate_benign", "over-refusal rate on benign controls"),
+    ("accuracy", "right behaviour (refuse harmful, answer benign)"),
+)
+
+# Tuned on 2 CPU cores: a few seconds of LoRA training moves the tiny model from
+# never opening with <think> to always doing so, for every seed we tried.
+DEFAULTS = {"steps": 40, "lr": 2e-2, "batch_size": 8, "max_tokens": 96}
+
+
+def demo_rows() -> list[dict[str, Any]]:
+    """The built-in TiS-style training rows (text only; images are rendered)."""
+    text = resources.files("thinksafe").joinpath("resources/demo/tis_demo.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def write_demo_data(folder: Path) -> Path:
+    """Render the demo images and write the set as a ShareGPT file (the TiS layout).
+
+    Returns:
+        The data file, with image paths relative to its folder.
+    """
+    from ..benchmarks.typography import figstep_text, render_text_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for row in demo_rows():
+        image = Path("images") / f"{row['id']}.png"
+        if not (folder / image).exists():
+            render_text_image(figstep_text(row["image_text"]), folder / image)
+        records.append({"id": row["id"], "harmful": row["harmful"], "images": [str(image)],
+                        "conversations": [{"from": "human", "value": "<image>" + row["question"]},
+                                          {"from": "gpt", "value": row["response"]}]})
+    path = folder / "tis_demo.json"
+    path.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def evaluate(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int) -> dict[str, Any]:
+    """One ordinary run folder of the ``probes`` benchmark (greedy decoding)."""
+    from ..evaluate import EvalConfig, run_eval
+    from ..models.base import GenerationSettings
+
+    cfg = EvalConfig(benchmark="probes", model=f"hf/{model_dir}", out=out, judge="official", batch_size=8,
+                     adapter=str(adapter) if adapter else None, device="cpu",
+                     settings=GenerationSettings(max_tokens=max_tokens, temperature=0.0, seed=0))
+    return run_eval(cfg)
+
+
+def train_config(data: Path, model_dir: Path, out: Path, steps: int, lr: float, batch_size: int, seed: int) -> TrainConfig:
+    """The demo's LoRA run.
+
+    ``modules_to_save=["lm_head"]`` because a random tiny model's logits are
+    near uniform and LoRA's zero-initialised B matrices alone barely move them.
+    """
+    return TrainConfig(data=str(data), model=f"hf/{model_dir}", out=str(out), method="lora", lora_r=8,
+                       lora_alpha=16, lora_dropout=0.0, modules_to_save=["lm_head"], max_steps=steps, lr=lr,
+                       batch_size=batch_size, grad_accum=1, max_length=512, warmup_ratio=0.0,
+                       logging_steps=max(1, steps // 8), save_steps=None, seed=seed)
+
+
+def _examples(before: Path, after: Path, n: int = 2) -> list[dict[str, Any]]:
+    """The first harmful and benign outputs before and after, side by side."""
+    def rows(path: Path) -> dict[str, dict[str, Any]]:
+        lines = (path / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+        return {r["id"]: r for r in map(json.loads, lines)}
+
+    b, a = rows(before), rows(after)
+    picks = [i for i in b if i.startswith("harmful")][:n] + [i for i in b if i.startswith("benign")][:n]
+    return [{"id": i, "before": (b[i].get("raw") or "")[:300], "after": (a.get(i, {}).get("raw") or "")[:300]}
+            for i in picks]
+
+
+def _paired(before: Path, after: Path, out: Path) -> dict[str, Any] | None:
+    """Paired statistics from ``thinksafe compare`` when that module is present."""
+    try:
+        from ..report.compare import compare_runs, write_compare
+    except ImportError:
+        return None
+    result = compare_runs([before, after], n_resamples=2000)
+    write_compare(result, out)
+    bench = result["benchmarks"]["probes"]
+    c = bench["comparisons"][0]
+    return {"metric": bench["metric"], "before": bench["runs"][0]["value"], "after": bench["runs"][1]["value"],
+            "diff": c["diff"], "ci": c["ci"], "p_mcnemar": c["p_mcnemar"], "improved": c["improved"],
+            "worsened": c["worsened"], "files": ["compare.json", "compare.md"]}
+
+
+def comparison(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """``{metric: {before, after, change}}`` from the two runs' official blocks."""
+    out = {}
+    for key, _ in METRICS:
+        b, a = before["official"].get(key), after["official"].get(key)
+        out[key] = {"before": b, "after": a, "change": (a - b) if a is not None and b is not None else None}
+    return out
+
+
+def run_demo(out: Path | str, seed: int = 0, steps: int | None = None, lr: float | None = None,
+             echo=print) -> dict[str, Any]:
+    """Run the demo into ``out`` and return the ``comparison.json`` body.
+
+    Args:
+        out: Folder for everything (model, data, adapter, run folders, comparison).
+        seed: Seed of the tiny model's weights and of training.
+        steps: LoRA optimizer steps (default tuned for 2 CPU cores).
+        lr: LoRA learning rate.
+        echo: Where progress lines go.
+    """
+    from ..models.tiny import build_tiny_model
+    from .sft import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps, lr = steps or DEFAULTS["steps"], lr or DEFAULTS["lr"]
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    echo("1/4 building the tiny random VLM (a stand-in: its weights are random)")
+    model_dir = build_tiny_model(out / "model", seed=seed)
+    data = write_demo_data(out / "data")
+    times["build"] = time.perf_counter() - t0
+    echo("2/4 evaluating it on the built-in probes -> before/")
+    before = evaluate(model_dir, out / "before", None, DEFAULTS["max_tokens"])
+    times["eval_before"] = time.perf_counter() - t0 - sum(times.values())
+    echo(f"3/4 LoRA fine-tuning on {data.name} ({steps} steps) -> adapter/")
+    summary = train(train_config(data, model_dir, out / "adapter", steps, lr, DEFAULTS["batch_size"], seed),
+                    echo=lambda line: echo("    " + line))
+    times["train"] = time.perf_counter() - t0 - sum(times.values())
+    echo("4/4 evaluating model + adapter -> after/")
+    after = evaluate(model_dir, out / "after", out / "adapter", DEFAULTS["max_tokens"])
+    times["eval_after"] = time.perf_counter() - t0 - sum(times.values())
+    result = {
+        "disclaimer": DISCLAIMER, "random_stand_in": True, "seed": seed,
+        "model": f"hf/{model_dir}", "adapter": str(out / "adapter"), "benchmark": "probes",
+        "before_run": str(out / "before"), "after_run": str(out / "after"),
+        "metrics": comparison(before, after),
+        "training": {k: summary[k] for k in ("steps", "first_loss", "last_loss", "seconds", "train_samples_per_second")}
+        | {"rows": summary["data_check"]["rows"], "lr": lr, "method": "lora"},
+        "examples": _examples(out / "before", out / "after"),
+        "paired": _paired(out / "before", out / "after", out),
+    }
+    times["total"] = time.perf_counter() - t0
+    result["seconds"] = {k: round(v, 1) for k, v in times.items()}
+    (out / "comparison.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    return result
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.0f} pts" if signed else f"{100 * x:.0f}%"
+
+
+def print_comparison(result: dict[str, Any], console=None) -> None:
+    """The before/after table, the training line, two example outputs and the disclaimer."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="thinksafe demo: tiny random VLM on the built-in probes, before vs after LoRA")
+    for col in ("metric", "before", "after", "change"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, label in METRICS:
+        m = result["metrics"][key]
+        table.add_row(label, _pct(m["before"]), _pct(m["after"]), _pct(m["change"], signed=True))
+    console.print(table)
+    t = result["training"]
+    console.print(f"training: {t['rows']} rows, {t['steps']} steps, loss {t['first_loss']:.2f} -> {t['last_loss']:.2f} "
+                  f"in {t['seconds']:.0f}s; whole demo {result['seconds']['total']:.0f}s")
+    for ex in result["examples"][:2]:
+        console.print(f"[dim]{ex['id']} before:[/dim] {ex['before'][:100]!r}")
+        console.print(f"[dim]{ex['id']} after: [/dim] {ex['after'][:100]!r}")
+    console.print(Panel(DISCLAIMER, title="read this", border_style="yellow"))
