@@ -132,7 +132,7 @@ def test_missing_typo_images_are_rendered_from_the_key_phrase(authors_dir: Path,
 
 def test_typo_without_image_or_key_phrase_is_an_error(authors_dir: Path, tmp_path: Path) -> None:
     path = authors_dir / "processed_questions" / "12-Health_Consultation.json"
-    path.write_text(json.dumps({"0": {**entry("q12-0"), "Key Phrase": ""}}))
+    path.write_text(json.dumps({"0": {**entry("q12-0"), "Key Phrase": None}}))
     [sample] = load(authors_dir, "TYPO:12", tmp_path / "work")
     assert "no 'Key Phrase'" in sample.error
 

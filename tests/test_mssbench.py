@@ -79,6 +79,8 @@ def test_loader_alt_name_missing_images_and_bad_entries(tmp_path):
     assert "unsafe image" in samples[5].error and "202.jpg" in samples[5].error
     with pytest.raises(LoaderError, match="202.jpg"):
         list(bench(data, strict=True).samples())
+    (data / "chat" / "101.jpg").write_bytes(b"\x89PNG broken")
+    assert "101.jpg is corrupt" in next(bench(data).load()).error
     bad = {"chat": [{"safe_image_path": "1.jpg", "queries": ["q"]}],
            "embodied": [{"safe": "a.png", "unsafe": "b.png", "safe_instructions": ["x"], "unsafe_instructions": []}]}
     (data / "combine.json").write_text(json.dumps(bad))

@@ -37,12 +37,14 @@ def invoke(*args: str) -> None:
 def evaluate(server: ScriptedServer, figstep_dir: Path, out: Path) -> None:
     invoke("eval", "--benchmark", "figstep", "--subset", "tiny", "--data", str(figstep_dir), "--model", "openai/m",
            "--base-url", server.url, "--out", str(out), "--limit", str(LIMIT), "--quiet")
+    server.wait_idle()
 
 
 def rejudge(server: ScriptedServer, folder: Path, judge: str, model: str = "openai/j") -> list[dict]:
     """Run ``thinksafe judge`` and return the requests it made."""
     before = len(server.log)
     invoke("judge", str(folder), "--judge", judge, "--judge-model", model, "--judge-base-url", server.url, "--quiet")
+    server.wait_idle()  # the server logs a request just after answering it
     return server.log[before:]
 
 

@@ -86,6 +86,13 @@ def test_malformed_items(tmp_path):
     samples = list(bench(tmp_path).load())
     assert [s.id for s in samples] == ["bad-item-0", "bad-item-1"]
     assert "missing question, category, safety_warning, reference_answer" in samples[0].error
+    item = {"question_id": 7, "image": "../../etc/x.png", "question": "q", "category": "c", "safety_warning": "w",
+            "reference_answer": "r"}
+    (tmp_path / "siuo_gen.json").write_text(json.dumps([item]))
+    assert "escapes the data folder" in next(bench(tmp_path).load()).error
+    mcqa = {**item, "image": "a.png", "options": {"A": "x", "E": "y"}, "correct_option": "A"}
+    (tmp_path / "siuo_mcqa.json").write_text(json.dumps([mcqa, {**mcqa, "options": {"A": "x"}, "correct_option": "B"}]))
+    assert all("options must map A-D" in s.error for s in bench(tmp_path, "mcqa").load())
     (tmp_path / "siuo_gen.json").write_text("{not json")
     with pytest.raises(LoaderError, match="not valid JSON"):
         list(bench(tmp_path).load())

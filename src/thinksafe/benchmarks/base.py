@@ -124,7 +124,12 @@ class Benchmark(ABC):
 
     @classmethod
     def protocol_text(cls) -> str:
-        return (cls.__doc__ or "").strip()
+        """The protocol: the class docstring, else its module's."""
+        import inspect
+        import sys
+
+        own = cls.__dict__.get("__doc__")
+        return inspect.cleandoc(own) if own else inspect.getdoc(sys.modules[cls.__module__]) or ""
 
 
 REGISTRY: dict[str, type[Benchmark]] = {}

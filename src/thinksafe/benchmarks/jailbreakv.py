@@ -122,6 +122,7 @@ class JailBreakV(Benchmark):
             sample.error = f"{where}: image {image} is corrupt or unreadable"
         else:
             sample.images = [str(image)]
+            sample.fields["image_source"] = "published"
         return sample
 
     # ---- protocol ------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..judges.base import Judge
 from ..metrics.asr import asr_metrics
 from ..reasoning import target_text
 from ..records import MISSING, SAFE, TARGETS, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register
+from .base import Benchmark, LoaderError, Result, register, resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +188,8 @@ class MMSafeAware(Benchmark):
             return Sample(f"bad-{where.rsplit(' ', 1)[-1]}", self.name, "",
                           error=f"{where}: expected a prompt number, then the prompt; got {head[:60]!r}")
         pid = int(head)
-        group = group_of(pid)
-        sample = Sample(str(pid), self.name, "\n".join(lines[1:]).strip(), category=group,
-                        fields={"prompt_id": pid, "expected": expected_answer(pid), "sentence": lines[-1].strip().strip('"')})
+        fields = {"prompt_id": pid, "expected": expected_answer(pid), "sentence": lines[-1].strip().strip('"')}
+        sample = Sample(str(pid), self.name, "\n".join(lines[1:]).strip(), category=group_of(pid), fields=fields)
         if pid in seen:
             sample.id, sample.error = f"{pid}-dup-{where.rsplit(' ', 1)[-1]}", f"{where}: duplicate prompt number {pid}"
         elif pid in images:
@@ -288,6 +287,23 @@ def image_index(root: Path) -> dict[int, Path]:
 
 
 # ---- shared by the awareness benchmarks ---------------------------------------------
+
+def attach_image(sample: Sample, root: Path, relative: str, where: str, what: str = "image",
+                 missing_note: str = "") -> None:
+    """Give the sample its image, or an error: a path leaving ``root``, a
+    missing file (also flagged in ``fields["missing_image"]``), a corrupt one."""
+    try:
+        path = resolve_inside(root, relative, where)
+    except LoaderError as exc:
+        sample.error = str(exc)
+        return
+    if not path.is_file():
+        sample.fields["missing_image"] = True
+        sample.error = f"{where}: {what} {path} not found{missing_note}"
+        return
+    sample.images = [str(path)]
+    sample.error = image_problem(path, where)
+
 
 def image_problem(path: Path, where: str) -> str | None:
     """A sample error for an image file that cannot be decoded, else None."""

@@ -193,8 +193,9 @@ class MMSafetyBench(Benchmark):
             sample.error = f"{where}: malformed entry, missing {text_field!r}"
             return sample
         sample.prompt = prompt
-        sample.fields.update(text_field=text_field, question=item.get("Question", ""),
-                             key_phrase=item.get("Key Phrase", ""), phrase_type=item.get("Phrase Type", ""))
+        sample.fields.update(text_field=text_field, question=str(item.get("Question") or ""),
+                             key_phrase=str(item.get("Key Phrase") or ""),
+                             phrase_type=str(item.get("Phrase Type") or ""))
         if image_type != "text":
             self._attach_published(base, sample, where)
         return sample
@@ -275,7 +276,7 @@ class MMSafetyBench(Benchmark):
         return m
 
 
-# ---- files shared with the other parquet-based loaders -------------------------------
+# ---- files (the parquet and image helpers are shared with jailbreakv and hades) -------
 def _questions_file(base: Path, scenario: str) -> Path:
     path = base / "processed_questions" / f"{scenario}.json"
     if not path.is_file():

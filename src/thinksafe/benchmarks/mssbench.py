@@ -20,8 +20,8 @@ from typing import Any
 from ..judges.base import neutralize
 from ..models.base import Message, text_messages
 from ..records import MISSING, UNPARSED, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafeaware import image_problem, standard_metrics
+from .base import Benchmark, LoaderError, Result, register
+from .mmsafeaware import attach_image, standard_metrics
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +237,7 @@ class MSSBench(Benchmark):
         if task == "chat":
             fields["intent"] = entry.get("intent", "")
         sample = Sample(f"{task}-{pair}-{context}", self.name, prompt, category=str(category or "-"), fields=fields)
-        path = resolve_inside(self.data_dir(), f"{task}/{image}", where)
-        if path.is_file():
-            sample.images = [str(path)]
-            sample.error = image_problem(path, where)
-        else:
-            sample.fields["missing_image"] = True
-            sample.error = f"{where}: {context} image {path} not found"
+        attach_image(sample, self.data_dir(), f"{task}/{image}", where, what=f"{context} image")
         return sample
 
     # ---- protocol ------------------------------------------------------------------
@@ -267,6 +261,8 @@ def _chat_pairs(entry: Any) -> tuple[Pairs, str | None]:
     if missing:
         return [], missing
     queries = entry["queries"] if isinstance(entry["queries"], list) else [entry["queries"]]
+    if not all(isinstance(q, str) and q.strip() for q in queries):
+        return [], "malformed entry: every query must be non-empty text"
     return [((q, entry["safe_image_path"]), (q, entry["unsafe_image_path"])) for q in queries], None
 
 
@@ -277,7 +273,8 @@ def _embodied_pairs(entry: Any) -> tuple[Pairs, str | None]:
         return [], missing
     safe = entry.get("safe_instructions") or [entry.get("safe_instruction")]
     unsafe = entry.get("unsafe_instructions") or [entry.get("unsafe_instruction")]
-    if not all(safe) or not all(unsafe) or len(safe) != len(unsafe):
+    texts = [*safe, *unsafe]
+    if not all(isinstance(t, str) and t.strip() for t in texts) or len(safe) != len(unsafe):
         return [], "malformed entry: safe/unsafe instructions missing or of different lengths"
     return [((s, entry["safe"]), (u, entry["unsafe"])) for s, u in zip(safe, unsafe)], None
 

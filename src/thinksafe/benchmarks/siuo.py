@@ -23,8 +23,8 @@ from ..judges.base import Judge, neutralize
 from ..judges.llm import LLMJudge, parse_one_word
 from ..models.base import Backend, Message, text_messages
 from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafeaware import image_problem, standard_metrics
+from .base import Benchmark, LoaderError, Result, register
+from .mmsafeaware import attach_image, standard_metrics
 
 log = logging.getLogger(__name__)
 
@@ -376,17 +376,14 @@ class SIUO(Benchmark):
         absent = [k for k in _REQUIRED[subset] if not isinstance(item, dict) or item.get(k) in (None, "")]
         if absent:
             return Sample(f"bad-item-{index}", self.name, "", error=f"{where}: malformed item, missing {', '.join(absent)}")
+        if subset == "mcqa" and not _valid_options(item):
+            return Sample(f"bad-item-{index}", self.name, "",
+                          error=f"{where}: malformed item, options must map A-D to text and include correct_option")
         fields = {k: item[k] for k in _REQUIRED[subset]}
         prompt = item["question"] if subset == "gen" else mcqa_prompt(item["question"], item["options"])
         sample = Sample(str(item["question_id"]), self.name, prompt, category=item["category"], fields=fields)
-        image = resolve_inside(self.data_dir(), f"images/{item['image']}", where)
-        if image.is_file():
-            sample.images = [str(image)]
-            sample.error = image_problem(image, where)
-        else:
-            sample.fields["missing_image"] = True
-            sample.error = (f"{where}: image {image} not found (SIUO images are distributed separately "
-                            f"by the authors; put them in {image.parent})")
+        note = f" (SIUO images are distributed separately by the authors; put them in {self.data_dir() / 'images'})"
+        attach_image(sample, self.data_dir(), f"images/{item['image']}", where, missing_note=note)
         return sample
 
     # ---- protocol ------------------------------------------------------------------
@@ -413,6 +410,12 @@ class SIUO(Benchmark):
             missing = gen.no_image
         out["missing_images"] = {"count": len(missing), "ids": missing}
         return out
+
+
+def _valid_options(item: dict[str, Any]) -> bool:
+    options = item["options"]
+    return (isinstance(options, dict) and all(isinstance(v, str) for v in options.values())
+            and set(options) <= set(LETTERS) and item["correct_option"] in options)
 
 
 def _is_right_option(result: Result, judgment: Judgment) -> bool | None:

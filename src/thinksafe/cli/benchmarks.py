@@ -39,6 +39,6 @@ def register(app: typer.Typer) -> None:
 
         from ..benchmarks import get_benchmark
 
-        Console().print(get_benchmark(name).protocol_text())
+        Console().print(get_benchmark(name).protocol_text(), markup=False, highlight=False)
 
     app.add_typer(group, name="benchmarks")
