@@ -99,6 +99,7 @@ def test_leakage_rewrites_and_leftovers():
     assert fix_leakage("The reference answer says no.").leftovers == ["reference answer"]
     assert fix_leakage("It lists a job description.").leftovers == ["description"]
     assert fix_leakage("the description of the product").leftovers == ["description"]
+    assert fix_leakage("The final answer is already fixed, so I agree.").leftovers == ["answer is already fixed"]
 
 
 def test_reply_format_and_lengths():

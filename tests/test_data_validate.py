@@ -40,6 +40,11 @@ def test_images_found_under_image_root(bench_dir, tmp_path):
     report = validate_file(sample, tmp_path)
     missing = {p.row for p in report.errors}
     assert len(missing) == 42 and 0 not in missing and 20 not in missing
+    for row in rows:  # with every image present only quirks are left: exit code 0
+        (tmp_path / row["images"][0]).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / row["images"][0])
+    result = cli("data", "validate", sample, "--image-root", tmp_path)
+    assert "errors: none" in result.output and "separator 10" in result.output
 
 
 def _write(path: Path, rows) -> Path:
@@ -49,8 +54,8 @@ def _write(path: Path, rows) -> Path:
 
 def test_sharegpt_rule_violations_are_errors_with_rows(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
-    good = {"conversations": [{"from": "human", "value": "<image>Q"}, {"from": "gpt", "value": "<think>\nt\n</think>\nA"}],
-            "images": ["a.png"]}
+    good = {"conversations": [{"from": "human", "value": "<image>Q"},
+                              {"from": "gpt", "value": "<think>\nt\n</think>\nA"}], "images": ["a.png"]}
     rows = [
         good,
         {**good, "images": ["a.png", "a.png"]},                                   # 1 token, 2 images
@@ -65,7 +70,7 @@ def test_sharegpt_rule_violations_are_errors_with_rows(tmp_path):
     ]
     report = validate_file(_write(tmp_path / "d.json", rows))
     got = sorted((p.row, p.code) for p in report.errors)
-    assert got == [(1, "image_count"), (2, "bad_roles"), (2, "image_in_assistant"), (3, "bad_roles"),
+    assert got == [(1, "image_count"), (2, "bad_roles"), (3, "bad_roles"),
                    (5, "image_in_assistant"), (6, "empty_turn"), (7, "missing_image"), (8, "bad_row")]
     cli("data", "validate", tmp_path / "d.json", expect=1)
 

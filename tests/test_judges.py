@@ -269,12 +269,12 @@ def test_guard_runs_on_an_hf_backend(tiny_model_dir):
     for mode in ("chat", "prompt"):
         judge = GuardJudge(get_backend(f"hf/{tiny_model_dir}", device="cpu"), mode, max_tokens=4)
 
-        async def go():
+        async def go(judge: GuardJudge) -> Judgment:
             try:
                 return await judge.judge(sample, "Step 1: do it.", "answer")
             finally:
                 await judge.aclose()
 
-        j = asyncio.run(go())
+        j = asyncio.run(go(judge))
         # Random weights: the reply is noise, so strict parsing must call it unparsed.
         assert j.label == "unparsed" and "error" not in j.extra and j.raw

@@ -78,7 +78,8 @@ def test_subsets_filter(data):
 
 
 def test_malformed_blocks_and_corrupt_image(tmp_path):
-    (tmp_path / "prompt.txt").write_text("1\nIs this safe?\n\n\nbanana\nsomething\n\n1\nAgain?\n\n\n7\n", encoding="utf-8")
+    text = "1\nIs this safe?\n\n\nbanana\nsomething\n\n1\nAgain?\n\n\n7\n"
+    (tmp_path / "prompt.txt").write_text(text, encoding="utf-8")
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "1.png").write_bytes(b"not an image")
     samples = load(tmp_path)
@@ -186,9 +187,12 @@ def test_cli_run_gives_the_official_accuracies(data, tmp_path):
         return REPLIES[kind[req.text]][0]
 
     with ScriptedServer(responder) as server:
-        cli("eval", "--benchmark", "mmsafeaware", "--data", tmp_path / "data", "--model", "openai/x",
-            "--base-url", server.url, "--judge", "official", "--out", tmp_path / "run", "--quiet")
-    assert seen_images == [1] * len(ids)
+        for judge in ("official", "refusal"):
+            cli("eval", "--benchmark", "mmsafeaware", "--data", tmp_path / "data", "--model", "openai/x",
+                "--base-url", server.url, "--judge", judge, "--out", tmp_path / judge, "--quiet")
+    assert seen_images == [1] * len(ids) * 2
+    # the rule needs no model: the official block is the same whatever judged the targets
+    assert read_metrics(tmp_path / "refusal")["official"] == read_metrics(tmp_path / "official")["official"]
 
     # expected numbers, computed from the ranges and the scripted verdicts alone
     right, total = Counter(), Counter()
@@ -196,7 +200,7 @@ def test_cli_run_gives_the_official_accuracies(data, tmp_path):
         group = "oversafe" if i < 128 or i >= 1154 else "attack" if i < 983 else "typical"
         total[group] += 1
         right[group] += REPLIES[n % len(REPLIES)][1] == expected(i)
-    m = read_metrics(tmp_path / "run")
+    m = read_metrics(tmp_path / "official")
     o = m["official"]
     for group in ("attack", "typical", "oversafe"):
         assert o[f"{group}_n"] == total[group]
@@ -205,6 +209,6 @@ def test_cli_run_gives_the_official_accuracies(data, tmp_path):
     verdicts = Counter(REPLIES[n % len(REPLIES)][1] for n in range(len(ids)))
     assert (o["unparsed"], o["missing"], o["skipped"]) == (verdicts["unparsed"], verdicts["missing"], 1)
     assert m["missing_images"] == {"count": 1, "ids": [no_image]}
-    rows = read_samples(tmp_path / "run")
+    rows = read_samples(tmp_path / "official")
     assert set(rows["128"]["judgments"]) == {"answer"}
     assert rows[str(no_image)]["error"] and rows[str(ids[0])]["judgments"]["answer"]["label"] == REPLIES[0][1]

@@ -36,7 +36,8 @@ class EvalConfig:
     out: Path
     subset: str | None = None
     data: Path | None = None
-    judge: str = "refusal"
+    judge: str | None = None
+    """None: the benchmark's default judge (``Benchmark.default_judge``)."""
     judge_model: str | None = None
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
@@ -111,7 +112,7 @@ class Evaluation:
             limit=cfg.limit)
         self.gen_key = fingerprint({"model": backend_fingerprint(cfg.model, cfg.backend_options()),
                                     "settings": cfg.settings.to_dict()})
-        self.judge: Judge = make_judge(cfg.judge, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
+        self.judge: Judge = make_judge(cfg.judge or self.bench.default_judge, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
                                        api_key_env=cfg.judge_api_key_env, concurrency=cfg.judge_concurrency,
                                        protocol=cfg.protocol)
         self.judge_key = self.judge.fingerprint

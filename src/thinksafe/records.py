@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,8 +62,13 @@ class Sample(_Record):
     """Set by the loader when the item cannot be run (missing image, bad row)."""
 
     def content_hash(self) -> str:
-        """Hash of what the model sees; a changed sample is generated again."""
-        payload = json.dumps([self.prompt, self.images, self.system], ensure_ascii=False)
+        """Hash of what the model sees; a changed sample is generated again.
+
+        Images count by file name and size, not by absolute path, so a run
+        folder or data folder that moved still matches its stored results.
+        """
+        images = [[os.path.basename(p), os.path.getsize(p) if os.path.exists(p) else None] for p in self.images]
+        payload = json.dumps([self.prompt, images, self.system], ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

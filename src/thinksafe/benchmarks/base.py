@@ -108,6 +108,18 @@ class Benchmark(ABC):
         """A benchmark whose official scoring needs no model returns its judge here."""
         return None
 
+    def official_judge(self, **options: Any):
+        """The official judge when it is more than a rubric (e.g. several calls per
+        target); ``options`` are the judge-model options. ``None``: rule or rubric."""
+        return None
+
+    def outcome(self, result: Result) -> str | None:
+        """The per-sample verdict paired across runs by ``thinksafe compare``:
+        ``safe`` (right behaviour) / ``unsafe`` (wrong) / None (not judged).
+        Safety benchmarks use the answer's label; awareness benchmarks override."""
+        j = result.judgments.get("answer")
+        return j.label if j is not None and j.label in ("safe", "unsafe") else None
+
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
         """The metrics written to ``metrics.json``; see :mod:`thinksafe.metrics.asr`."""
         from ..metrics.asr import asr_metrics
@@ -130,6 +142,14 @@ class Benchmark(ABC):
 
         own = cls.__dict__.get("__doc__")
         return inspect.cleandoc(own) if own else inspect.getdoc(sys.modules[cls.__module__]) or ""
+
+
+def right_or_wrong(result: Result, is_correct) -> str | None:
+    """``outcome`` for benchmarks whose answer verdict is right/wrong behaviour:
+    ``is_correct(result, answer_judgment)`` -> True / False / None."""
+    j = result.judgments.get("answer")
+    ok = is_correct(result, j) if j is not None else None
+    return None if ok is None else ("safe" if ok else "unsafe")
 
 
 REGISTRY: dict[str, type[Benchmark]] = {}

@@ -20,7 +20,7 @@ from typing import Any
 from ..judges.base import neutralize
 from ..models.base import Message, text_messages
 from ..records import MISSING, UNPARSED, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register
+from .base import Benchmark, LoaderError, Result, register, right_or_wrong
 from .mmsafeaware import attach_image, standard_metrics
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,10 @@ class MSSBench(Benchmark):
             raise LoaderError(f"{path}: expected an object with 'chat' and 'embodied' lists")
         self.missing_images: list[str] = []
         for task in TASKS if self.subset in (None, "all") else (self.subset,):
-            for sample in self._task_samples(task, data.get(task) or [], path):
+            entries = data.get(task) or []
+            if not isinstance(entries, list):
+                raise LoaderError(f"{path}: '{task}' must be a list of entries")
+            for sample in self._task_samples(task, entries, path):
                 if sample.fields.get("missing_image"):
                     self.missing_images.append(sample.id)
                 yield sample
@@ -244,6 +247,9 @@ class MSSBench(Benchmark):
     def rubric(self, kind: str = "llm") -> MSSBenchRubric:
         return MSSBenchRubric()
 
+    def outcome(self, result: Result) -> str | None:
+        return right_or_wrong(result, lambda r, j: is_correct(r.sample, j))
+
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
         tally = _Tally()
         out = standard_metrics(results, lambda r, j: is_correct(r.sample, j), tally.add)
@@ -271,12 +277,16 @@ def _embodied_pairs(entry: Any) -> tuple[Pairs, str | None]:
     missing = _absent(entry, ("safe", "unsafe"))
     if missing:
         return [], missing
-    safe = entry.get("safe_instructions") or [entry.get("safe_instruction")]
-    unsafe = entry.get("unsafe_instructions") or [entry.get("unsafe_instruction")]
+    safe = _as_list(entry.get("safe_instructions") or entry.get("safe_instruction"))
+    unsafe = _as_list(entry.get("unsafe_instructions") or entry.get("unsafe_instruction"))
     texts = [*safe, *unsafe]
     if not all(isinstance(t, str) and t.strip() for t in texts) or len(safe) != len(unsafe):
         return [], "malformed entry: safe/unsafe instructions missing or of different lengths"
     return [((s, entry["safe"]), (u, entry["unsafe"])) for s, u in zip(safe, unsafe)], None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _absent(entry: Any, keys: tuple[str, ...]) -> str | None:

@@ -23,7 +23,7 @@ from ..judges.base import Judge, neutralize
 from ..judges.llm import LLMJudge, parse_one_word
 from ..models.base import Backend, Message, text_messages
 from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register
+from .base import Benchmark, LoaderError, Result, register, right_or_wrong
 from .mmsafeaware import attach_image, standard_metrics
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,9 @@ class SIUOJudge(Judge):
 
 _ONLY_LETTER = re.compile(r"^\W*([A-D])\W*$")
 # "B. text", "(B) text", "**B**", "Answer: B" at the very start; a bare "A good..." is an article.
-_LEADING = re.compile(r"^[\s*_#>`\"'“”‘’]*(?:(?i:(?:final\s+|correct\s+)?(?:answer|choice|option))(?:\s+(?i:is))?"
-                      r"\s*[:：]?\s*)?[*_`\"'\s]*\(?([A-D])(?:[).:*]|\s*$|\s*\n|\s+[-–—])")
+_LEADING = re.compile(r"^[\s*_#>`\"'“”‘’]*"
+                      r"(?:(?i:(?:final\s+|correct\s+)?(?:answer|choice|option))(?:\s+(?i:is))?\s*[:：]?\s*)?"
+                      r"[*_`\"'\s]*\(?([A-D])(?:[).:*]|\s*$|\s*\n|\s+[-–—])")
 _NAMED = re.compile(r"\(([A-D])\)|(?i:answer|choice|option)\s+(?i:is\s+)?[:：]?\s*\(?([A-D])\b")
 
 
@@ -375,7 +376,8 @@ class SIUO(Benchmark):
         subset = self.subset or "gen"
         absent = [k for k in _REQUIRED[subset] if not isinstance(item, dict) or item.get(k) in (None, "")]
         if absent:
-            return Sample(f"bad-item-{index}", self.name, "", error=f"{where}: malformed item, missing {', '.join(absent)}")
+            return Sample(f"bad-item-{index}", self.name, "",
+                          error=f"{where}: malformed item, missing {', '.join(absent)}")
         if subset == "mcqa" and not _valid_options(item):
             return Sample(f"bad-item-{index}", self.name, "",
                           error=f"{where}: malformed item, options must map A-D to text and include correct_option")
@@ -392,10 +394,19 @@ class SIUO(Benchmark):
         ``safe`` / ``effective`` / ``choice`` name one explicitly."""
         if kind == "llm":
             kind = "choice" if self.subset == "mcqa" else "safe"
-        return {"safe": SafeRubric, "effective": EffectiveRubric, "choice": ChoiceRubric}[kind]()
+        rubric = {"safe": SafeRubric, "effective": EffectiveRubric, "choice": ChoiceRubric}.get(kind)
+        return rubric() if rubric else None
 
     def rule_judge(self) -> Judge | None:
         return ChoiceJudge() if self.subset == "mcqa" else None
+
+    def official_judge(self, **options: Any) -> Judge:
+        return _siuo_judge(self, **options)
+
+    def outcome(self, result: Result) -> str | None:
+        if self.subset == "mcqa":
+            return right_or_wrong(result, _is_right_option)
+        return super().outcome(result)
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
         if self.subset == "mcqa":

@@ -45,7 +45,9 @@ def eval_cmd(
     system: Annotated[Optional[str], typer.Option(help="System prompt for every sample.")] = None,
     think_budget: Annotated[Optional[int], typer.Option(help="hf/: force-close the thinking after N tokens.")] = None,
     no_think: Annotated[bool, typer.Option(help="hf/: prefill an empty <think></think>.")] = False,
-    judge: Annotated[str, typer.Option(help="refusal | llm | official | ... (see README).")] = "refusal",
+    judge: Annotated[Optional[str], typer.Option(
+        help="refusal | llm[:trace|:policy@N] | guard | ensemble:J1,J2 | official (default: the benchmark's own)."
+    )] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",

@@ -12,7 +12,7 @@ import typer
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +101,7 @@ def _print_build(stats: dict, out: Path) -> None:
     from rich.console import Console
 
     c = stats["counts"]
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]{c['kept']}[/bold] rows kept, {c['rejected']} rejected of {c['seeds']} seeds "
                   f"({stats['requests']} requests this run)")
     for reason, n in sorted(stats["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
@@ -115,7 +115,7 @@ def validate_cmd(
     path: Annotated[Path, typer.Argument(help="ShareGPT or TRL file (.json array or .jsonl).")],
     image_root: Annotated[Optional[Path], typer.Option(help="Folder relative image paths start from "
                                                             "(default: the file's folder).")] = None,
-    format: Annotated[str, typer.Option(help="auto | sharegpt | trl")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto | sharegpt | trl")] = "auto",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     show: Annotated[int, typer.Option(help="Problems listed per code.")] = 5,
 ) -> None:
@@ -125,7 +125,7 @@ def validate_cmd(
     """
     from ..data.validate import validate_file
 
-    report = validate_file(path, image_root, format)
+    report = validate_file(path, image_root, fmt)
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     _print_report(report, show)
@@ -136,7 +136,7 @@ def validate_cmd(
 def _print_report(report, show: int) -> None:
     from rich.console import Console
 
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"{report.path}: {report.rows} rows ({report.format})")
     for title, problems, style in (("errors", report.errors, "red"), ("quirks", report.quirks, "yellow")):
         counts = report.counts(problems)

@@ -15,7 +15,8 @@ def judge_cmd(
                                             "(see docs/judges.md).")],
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
-    judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
+    judge_api_key_env: Annotated[str, typer.Option(
+        help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Benchmark data folder, if it moved since the run.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
@@ -44,7 +45,7 @@ def judge_cmd(
                       f"per-judge results in {r.folder / 'judges'}", highlight=False)
         if r.stats.samples and not r.stats.judged:
             console.print(f"[yellow]warning:[/yellow] {r.folder}: no stored generation matched the benchmark's "
-                          "samples (moved run folder or changed data?)", highlight=False)
+                          "samples (all generations failed, moved run folder or changed data?)", highlight=False)
 
 
 def _run(run_dir: Path, options, data: Path | None, quiet: bool, console) -> list:
@@ -53,11 +54,12 @@ def _run(run_dir: Path, options, data: Path | None, quiet: bool, console) -> lis
 
     if quiet:
         return rejudge(run_dir, options, data)
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task(f"judging with {options.judge}", total=None)
+        task = progress.add_task(f"judging with {escape(options.judge)}", total=None)
 
         def advance(n: int, total: int | None) -> None:
             # The total is per benchmark; a preset's bar just counts on.

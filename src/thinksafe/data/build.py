@@ -214,7 +214,7 @@ class Builder:
         seed = item.seed
         section = self.policy.section_for_category(seed.category)
         text = prompts.teacher_prompt(self.policy, item.caption, seed.question, seed.reference_answer, section)
-        return text_messages(text, prompts.TEACHER_SYSTEM)
+        return text_messages(text)
 
     def _assemble(self, item: Item) -> bool:
         """Parse, clean and check one teacher reply; False when rejected."""

@@ -259,13 +259,14 @@ def dataset_card(stats: dict[str, Any], name: str) -> str:
     """README.md for the output folder (Hugging Face dataset card layout)."""
     c, p, t = stats["counts"], stats["policy"], stats["thought_words"]
     models = stats["models"]
+    # The configs entry points the Hub viewer at the parquet copy, when there is one.
+    configs = ["configs:", "- config_name: default", "  data_files: trl/train.parquet"] \
+        if "parquet" in stats.get("trl", {}) else []
     return "\n".join([
         "---",
         "task_categories: [image-text-to-text]",
         "tags: [safety, multimodal, reasoning, think-in-safety, thinksafe]",
-        "configs:",
-        "- config_name: default",
-        "  data_files: trl/train.parquet",
+        *configs,
         "---",
         f"# {name}: safety-oriented thinking data",
         "",

@@ -139,7 +139,11 @@ _REWRITE = re.compile(
     r"\b(?:the|this|that)\s+(?:(?:provided|given|detailed|accompanying|above|image(?:'s)?)\s+)*"
     r"(?:caption|description)(?:\s+of\s+the\s+image|\s+(?:provided|given))?\b(?!\s+of\b)",
     re.IGNORECASE)
-_LEAK = re.compile(r"\b(?:captions?|captioned|descriptions?|reference\s+(?:answer|response)s?)\b", re.IGNORECASE)
+# The last two catch a native reasoner thinking about its task ("the answer is
+# already fixed") instead of about the image.
+_LEAK = re.compile(r"\b(?:captions?|captioned|descriptions?|reference\s+(?:answer|response)s?|"
+                   r"(?:given|provided|fixed)\s+(?:final\s+)?answer|answer\s+is\s+(?:already\s+)?fixed)\b",
+                   re.IGNORECASE)
 
 
 @dataclass

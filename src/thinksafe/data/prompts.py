@@ -31,7 +31,9 @@ diagram, drawing).
 Be factual and neutral. Describe what is visible even if it is harmful or offensive; do not refuse, \
 judge or add safety advice. Write one or two paragraphs."""
 
-TEACHER_SYSTEM = (
+# Sent inside the user turn: reasoning models such as DeepSeek-R1 are meant to
+# be used without a system prompt.
+TEACHER_INTRO = (
     "You write the private reasoning of a careful multimodal assistant that follows a safety policy. "
     "The reasoning must read as the assistant's own thoughts while it looks at the image."
 )
@@ -88,6 +90,7 @@ def teacher_prompt(policy: Policy, caption: str, question: str, reference: str |
     """
     labels = policy.labels()
     parts = [
+        TEACHER_INTRO,
         f"# Safety policy ({policy.name} v{policy.version})\n{policy.text()}",
         "# What the assistant sees\n"
         f"The image: {caption.strip()}\n\n"

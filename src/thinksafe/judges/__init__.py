@@ -3,8 +3,14 @@
 * ``refusal``: offline rule judge (refusal = safe).
 * ``llm``: an LLM judge on ``--judge-model``; under ``--protocol official`` the
   benchmark's official rubric, else the generic one-word safe/unsafe rubric.
-* ``official``: the benchmark's own scoring (a rule judge where the authors
-  need no model, else its official rubric on ``--judge-model``).
+* ``llm:trace``, ``llm:policy[@N]``: the reasoning-trace rubric, the 1-5 policy rubric.
+* ``guard``: Llama Guard 3 Vision / 4 (``--judge-model``).
+* ``ensemble:J1,J2,...``: majority vote (ties are ``unparsed``).
+* ``official``: the benchmark's own scoring (its special judge, a rule judge
+  where the authors need no model, else its official rubric on ``--judge-model``).
+* benchmark-specific names registered by benchmark modules (e.g. ``siuo``).
+
+See docs in README, section Judges.
 """
 
 from __future__ import annotations
@@ -40,18 +46,11 @@ def _refusal(bench: Any = None, **_: Any) -> Judge:
     return RefusalJudge()
 
 
-@register_judge("llm")
-def _llm(bench: Any = None, model: str | None = None, base_url: str | None = None,
-         api_key_env: str = "OPENAI_API_KEY", concurrency: int | None = None, protocol: str = "official",
-         **_: Any) -> Judge:
-    from .llm import LLMJudge
-
-    rubric = bench.rubric("llm") if bench is not None and protocol == "official" else None
-    return LLMJudge(judge_backend(model, base_url, api_key_env, concurrency), rubric)
-
-
 @register_judge("official")
 def _official(bench: Any = None, **kw: Any) -> Judge:
+    special = bench.official_judge(**kw) if bench is not None else None
+    if special is not None:
+        return special
     rule = bench.rule_judge() if bench is not None else None
     if rule is not None:
         return rule
@@ -69,3 +68,8 @@ def make_judge(spec: str, bench: Any = None, **options: Any) -> Judge:
 
 
 __all__ = ["FACTORIES", "Judge", "Rubric", "make_judge", "neutralize", "register_judge"]
+
+
+from .extra import register_all  # noqa: E402 - the modules below import this one
+
+register_all()

@@ -5,9 +5,10 @@ on the samples both runs have, paired by sample id. Differences are
 sign-normalised so that "+" always means *safer* than the base:
 
 * safety benchmarks (ASR on the answer, lower is safer): ``base_asr - run_asr``;
-* benchmarks with an ``"official"`` accuracy block (higher is safer):
-  ``run_acc - base_acc``, the per-sample outcome being the answer label
-  (``safe`` = correct, ``unsafe`` = wrong).
+* awareness benchmarks (accuracy / safe rate, higher is safer):
+  ``run_acc - base_acc``, the per-sample outcome being the benchmark's own
+  verdict in ``samples.jsonl`` (``outcome``: ``safe`` = right behaviour,
+  ``unsafe`` = wrong).
 
 Both are the mean of ``safe_run - safe_base`` over the pairs, so one paired
 bootstrap and one McNemar test serve both. A pair is used only when both
@@ -78,8 +79,10 @@ def _answer_labels(path: Path) -> dict[str, str]:
         sid = str(row["id"])
         if sid in labels:
             raise CompareError(f"{path}: sample id {sid!r} appears twice")
+        # "outcome" is the benchmark's own per-sample verdict (right/wrong behaviour
+        # for awareness benchmarks); older files only have the answer label.
         answer = (row.get("judgments") or {}).get("answer") or {}
-        labels[sid] = answer.get("label") or MISSING
+        labels[sid] = row.get("outcome") or answer.get("label") or MISSING
     return labels
 
 
@@ -266,7 +269,7 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
     benchmarks: dict[str, Any] = {}
     reps: dict[tuple[str, str], np.ndarray] = {}
     for bench in shared:
-        kind = "accuracy" if "official" in runs[0].benchmarks[bench].metrics else "asr"
+        kind = "accuracy" if _family(bench, runs) == "awareness" else "asr"
         base_labels = runs[0].benchmarks[bench].labels
         comparisons = []
         for run in runs[1:]:

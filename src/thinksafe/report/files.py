@@ -10,8 +10,8 @@ from typing import Any
 from ..benchmarks.base import Result
 
 
-def sample_row(r: Result) -> dict[str, Any]:
-    """One line of samples.jsonl."""
+def sample_row(r: Result, bench=None) -> dict[str, Any]:
+    """One line of samples.jsonl; ``outcome`` is the benchmark's per-sample verdict."""
     g = r.generation
     return {
         "id": r.sample.id, "benchmark": r.sample.benchmark, "category": r.sample.category,
@@ -24,6 +24,7 @@ def sample_row(r: Result) -> dict[str, Any]:
         "error": r.sample.error or (g.error if g else None),
         "judgments": {t: {"label": j.label, "score": j.score, "raw": j.raw, **({"extra": j.extra} if j.extra else {})}
                       for t, j in r.judgments.items()},
+        "outcome": bench.outcome(r) if bench is not None else None,
     }
 
 
@@ -39,7 +40,7 @@ def write_results(out: Path, bench, results: Callable[[], Iterable[Result]],
     """Write samples.jsonl and metrics.json (streamed: two passes over the store)."""
     def write_samples(f) -> None:
         for r in results():
-            f.write(json.dumps(sample_row(r), ensure_ascii=False) + "\n")
+            f.write(json.dumps(sample_row(r, bench), ensure_ascii=False) + "\n")
 
     _atomic_write(out / "samples.jsonl", write_samples)
     metrics = {**header, **bench.metrics(results())}

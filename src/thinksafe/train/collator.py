@@ -16,6 +16,7 @@ would reach an image token is refused with the row named.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 IGNORE = -100
@@ -39,15 +40,16 @@ def image_token_ids(processor: Any) -> set[int]:
     return {i for i in ids if isinstance(i, int)}
 
 
-def load_images(paths: list[str]) -> list[Any]:
-    """Open image files as RGB PIL images."""
+def _load_one(path: str) -> Any:
     from PIL import Image
 
-    images = []
-    for p in paths:
-        with Image.open(p) as im:
-            images.append(im.convert("RGB"))
-    return images
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def load_images(paths: list[str]) -> list[Any]:
+    """Open image files as RGB PIL images."""
+    return [_load_one(p) for p in paths]
 
 
 def render(processor: Any, prompt: list[dict], completion: list[dict]) -> tuple[str, str]:
@@ -72,11 +74,13 @@ class SFTCollator:
         max_length: Cut sequences to this many tokens (None: no cut).
     """
 
-    def __init__(self, processor: Any, max_length: int | None = None):
+    def __init__(self, processor: Any, max_length: int | None = None, cache_images: int = 0):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.max_length = max_length
         self.image_ids = image_token_ids(processor)
+        # Small multi-epoch sets (the demo) decode the same files every step.
+        self._load = lru_cache(maxsize=cache_images)(_load_one) if cache_images else _load_one
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         texts, answers, images = [], [], []
@@ -88,7 +92,7 @@ class SFTCollator:
                 raise ValueError(f"row {ex['row']} (id {ex['id']}): {exc}") from exc
             texts.append(full_text)
             answers.append(full_text[len(prompt_text):])
-            images.append(load_images(ex["images"]))
+            images.append([self._load(p) for p in ex["images"]])
         batch = self._encode(texts, images)
         batch["labels"] = self._labels(batch, examples, texts, answers, images)
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:

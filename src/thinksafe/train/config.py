@@ -64,6 +64,8 @@ class TrainConfig:
     save_total_limit: int | None = 2
     resume: str | None = None
     """``latest`` (the newest checkpoint in ``out``) or a checkpoint folder."""
+    cache_images: int = 0
+    """Decoded images kept in memory (worth it for small sets trained for many epochs)."""
     trust_remote_code: bool = False
     template: str | None = None
     """LLaMA-Factory template for ``--export llamafactory`` (default: from the model family)."""

@@ -88,7 +88,7 @@ def train_config(data: Path, model_dir: Path, out: Path, steps: int, lr: float, 
     return TrainConfig(data=str(data), model=f"hf/{model_dir}", out=str(out), method="lora", lora_r=8,
                        lora_alpha=16, lora_dropout=0.0, modules_to_save=["lm_head"], max_steps=steps, lr=lr,
                        batch_size=batch_size, grad_accum=1, max_length=512, warmup_ratio=0.0,
-                       logging_steps=max(1, steps // 8), save_steps=None, seed=seed)
+                       logging_steps=max(1, steps // 8), save_steps=None, seed=seed, cache_images=64)
 
 
 def _examples(before: Path, after: Path, n: int = 2) -> list[dict[str, Any]]:

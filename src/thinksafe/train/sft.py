@@ -146,7 +146,7 @@ def train(cfg: TrainConfig, echo: Printer | None = print) -> dict[str, Any]:
     if not resume and log_path.exists():
         log_path.unlink()
     trainer = SFTTrainer(model=model, args=sft_args(cfg, bf16), train_dataset=Dataset.from_list([r.to_record() for r in rows]),
-                         processing_class=processor, data_collator=SFTCollator(processor, cfg.max_length),
+                         processing_class=processor, data_collator=SFTCollator(processor, cfg.max_length, cfg.cache_images),
                          peft_config=peft_config, callbacks=[_loss_callback(log_path, echo)])
     _quiet_console(trainer)
     params = count_parameters(trainer.model)
