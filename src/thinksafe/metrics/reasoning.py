@@ -114,18 +114,29 @@ def reasoning_analysis(rows: Iterable[Mapping[str, Any]],
         "truncated_in_reasoning", "empty_reasoning", "length": {"n", "words"[, "tokens"]}}``;
         length numbers cover samples whose answer is judged safe/unsafe.
     """
-    rows = list(rows)
-    truncated = sum(1 for r in rows if r.get("truncated_in_reasoning"))
-    judged = [r for r in rows if _label(r, "answer") in BINARY]
+    # Keep only what the analysis needs, so a 30k-sample run's texts never sit in memory.
+    slim = [_slim(r, count_tokens) for r in rows]
+    truncated = sum(1 for r in slim if r["truncated_in_reasoning"])
+    judged = [r for r in slim if _label(r, "answer") in BINARY]
     safe = [1 if _label(r, "answer") == SAFE else 0 for r in judged]
-    thoughts = [r.get("reasoning") or "" for r in judged]
-    length: dict[str, Any] = {"n": len(judged), "words": length_analysis(map(word_count, thoughts), safe)}
+    length: dict[str, Any] = {"n": len(judged), "words": length_analysis((r["words"] for r in judged), safe)}
     if count_tokens is not None:
-        length["tokens"] = length_analysis((count_tokens(t) if t else 0 for t in thoughts), safe)
+        length["tokens"] = length_analysis((r["tokens"] for r in judged), safe)
     return {
-        "n": len(rows),
-        **self_correction(rows),
-        "truncated_in_reasoning": _rate(truncated, len(rows)),
-        "empty_reasoning": _rate(sum(1 for r in rows if not (r.get("reasoning") or "").strip()), len(rows)),
+        "n": len(slim),
+        **self_correction(slim),
+        "truncated_in_reasoning": _rate(truncated, len(slim)),
+        "empty_reasoning": _rate(sum(1 for r in slim if r["empty"]), len(slim)),
         "length": length,
+    }
+
+
+def _slim(row: Mapping[str, Any], count_tokens: Callable[[str], int] | None) -> dict[str, Any]:
+    reasoning = row.get("reasoning") or ""
+    return {
+        "truncated_in_reasoning": bool(row.get("truncated_in_reasoning")),
+        "judgments": {t: {"label": _label(row, t)} for t in ("reasoning", "answer")},
+        "words": word_count(reasoning),
+        "tokens": count_tokens(reasoning) if count_tokens is not None and reasoning else 0,
+        "empty": not reasoning.strip(),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..benchmarks.base import Result
+from ..metrics.reasoning import reasoning_analysis
 
 
 def sample_row(r: Result, bench=None) -> dict[str, Any]:
@@ -28,6 +29,25 @@ def sample_row(r: Result, bench=None) -> dict[str, Any]:
     }
 
 
+def _read_rows(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def _token_counter(model: str) -> Callable[[str], int] | None:
+    """Token counts with a local model's own tokenizer; None for API models."""
+    if not model.startswith("hf/"):
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model[3:])
+    except Exception:  # noqa: BLE001 - words are still reported
+        return None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -44,5 +64,7 @@ def write_results(out: Path, bench, results: Callable[[], Iterable[Result]],
 
     _atomic_write(out / "samples.jsonl", write_samples)
     metrics = {**header, **bench.metrics(results())}
+    metrics["reasoning_analysis"] = reasoning_analysis(_read_rows(out / "samples.jsonl"),
+                                                       _token_counter(header.get("model") or ""))
     _atomic_write(out / "metrics.json", lambda f: json.dump(metrics, f, indent=2, ensure_ascii=False))
     return metrics
