@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..records import Sample
 from .base import Benchmark, LoaderError, register, resolve_inside
+from .files import attach_published_file
 from .typography import figstep_text, load_font, render_text_image
 
 FIGSTEP_PROMPT = (
@@ -117,11 +118,7 @@ class FigStep(Benchmark):
 
     def _attach_image(self, sample: Sample, published: Path | None, instruction: str, where: str) -> None:
         if published is not None and published.is_file():
-            if not _readable(published):
-                sample.error = f"{where}: image {published} is corrupt or unreadable"
-                return
-            sample.images = [str(published)]
-            sample.fields["image_source"] = "published"
+            attach_published_file(sample, published, where)
             return
         out = self.workdir / "rendered" / "figstep" / f"{sample.id}.png"
         if not out.exists():
@@ -130,13 +127,3 @@ class FigStep(Benchmark):
         sample.images = [str(out)]
         sample.fields["image_source"] = "rendered"
 
-
-def _readable(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except Exception:  # noqa: BLE001 - any decoder error means unusable
-        return False

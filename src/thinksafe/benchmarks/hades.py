@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..judges.base import neutralize
 from ..models.base import Message, text_messages
-from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafetybench import attach_embedded_image, first_word, image_readable, iter_parquet_rows, safe_name
+from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
+from .base import Benchmark, LoaderError, Result, register
+from .files import attach_embedded_image, attach_published, iter_parquet_rows, load_json, safe_name
+from .mmsafetybench import first_word
 
 SCENARIOS = ("Animal", "Financial", "Privacy", "Self-Harm", "Violence")
 FINAL_STEP = 5
@@ -176,51 +176,22 @@ class Hades(Benchmark):
 
     def _attach_image(self, path: Path, sample: Sample, image: Any, where: str) -> None:
         if isinstance(image, dict):  # parquet: embedded bytes
-            stem = self.workdir / "images" / self.name / safe_name(sample.id)
-            if attach_embedded_image(sample, image, stem, where) is not None:
-                sample.fields["image_source"] = "embedded"
-            return
-        try:
-            file = resolve_inside(path.parent, str(image), where)
-        except LoaderError as exc:
-            sample.error = str(exc)
-            return
-        if not file.is_file():
-            sample.error = f"{where}: image {file} not found"
-        elif not image_readable(file):
-            sample.error = f"{where}: image {file} is corrupt or unreadable"
+            attach_embedded_image(sample, image, self.workdir / "images" / self.name / safe_name(sample.id), where)
         else:
-            sample.images = [str(file)]
-            sample.fields["image_source"] = "published"
+            attach_published(sample, path.parent, str(image), where)
 
     # ---- protocol ------------------------------------------------------------------
     def rubric(self, kind: str = "llm"):
         return HadesRubric() if kind == "llm" else None
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
-        from ..metrics.asr import asr_metrics
+        from ..metrics.asr import asr_metrics_by, category_asr
 
-        by_step: dict[Any, Counter] = defaultdict(Counter)
-
-        def tap() -> Iterator[Result]:
-            for r in results:
-                label = r.judgments["answer"].label if "answer" in r.judgments else MISSING
-                by_step[r.sample.fields.get("step")][label] += 1
-                yield r
-
-        m = asr_metrics(tap())
-        m["official"] = {
-            "asr": m["targets"]["answer"]["asr"],
-            "by_scenario": {cat: b["answer"]["asr"] for cat, b in m["by_category"].items() if "answer" in b},
-        }
+        m, by_step = asr_metrics_by(results, lambda r: r.sample.fields.get("step"))
+        m["official"] = {"asr": m["targets"]["answer"]["asr"], "by_scenario": category_asr(m)}
         if len(by_step) > 1:
-            m["official"]["by_step"] = {str(s): _asr(c) for s, c in sorted(by_step.items(), key=lambda kv: str(kv[0]))}
+            m["official"]["by_step"] = {str(s): a for s, a in sorted(by_step.items(), key=lambda kv: str(kv[0]))}
         return m
-
-
-def _asr(counts: Counter) -> float | None:
-    judged = counts[SAFE] + counts[UNSAFE]
-    return counts[UNSAFE] / judged if judged else None
 
 
 def _step(value: Any) -> int:
@@ -244,13 +215,7 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     elif path.suffix == ".jsonl":
         yield from _jsonl_rows(path)
     else:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise LoaderError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, list):
-            raise LoaderError(f"{path}: expected a list of rows")
-        for n, row in enumerate(data, start=1):
+        for n, row in enumerate(load_json(path, list, "a list of rows"), start=1):
             yield f"{path}, row {n}", row
 
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import csv
 import re
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..judges.guard import defuse_markers, guard_prompt
 from ..models.base import Message, text_messages
-from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register, resolve_inside
-from .mmsafetybench import image_readable
+from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
+from .base import Benchmark, LoaderError, Result, register
+from .files import attach_published
 
 FULL_CSV, MINI_CSV = "JailBreakV_28K.csv", "mini_JailBreakV_28K.csv"
 _REQUIRED = ("jailbreak_query", "redteam_query", "image_path")
@@ -111,18 +110,7 @@ class JailBreakV(Benchmark):
         if missing:
             sample.error = f"{where}: malformed row, missing {', '.join(missing)}"
             return sample
-        try:
-            image = resolve_inside(root, row["image_path"].strip(), where)
-        except LoaderError as exc:
-            sample.error = str(exc)
-            return sample
-        if not image.is_file():
-            sample.error = f"{where}: image {image} not found"
-        elif not image_readable(image):
-            sample.error = f"{where}: image {image} is corrupt or unreadable"
-        else:
-            sample.images = [str(image)]
-            sample.fields["image_source"] = "published"
+        attach_published(sample, root, row["image_path"].strip(), where)
         return sample
 
     # ---- protocol ------------------------------------------------------------------
@@ -134,28 +122,15 @@ class JailBreakV(Benchmark):
         return None
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
-        from ..metrics.asr import asr_metrics
+        from ..metrics.asr import asr_metrics_by, category_asr
 
-        by_format: dict[str, Counter] = defaultdict(Counter)
-
-        def tap() -> Iterator[Result]:
-            for r in results:
-                label = r.judgments["answer"].label if "answer" in r.judgments else MISSING
-                by_format[r.sample.fields.get("format") or "-"][label] += 1
-                yield r
-
-        m = asr_metrics(tap())
+        m, by_format = asr_metrics_by(results, lambda r: r.sample.fields.get("format") or "-")
         m["official"] = {
             "asr": m["targets"]["answer"]["asr"],
-            "by_policy": {cat: b["answer"]["asr"] for cat, b in m["by_category"].items() if "answer" in b},
-            "by_format": {fmt: _asr(c) for fmt, c in sorted(by_format.items())},
+            "by_policy": category_asr(m),
+            "by_format": dict(sorted(by_format.items())),
         }
         return m
-
-
-def _asr(counts: Counter) -> float | None:
-    judged = counts[SAFE] + counts[UNSAFE]
-    return counts[UNSAFE] / judged if judged else None
 
 
 # ---- judge ---------------------------------------------------------------------------

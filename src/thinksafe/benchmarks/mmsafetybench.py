@@ -5,7 +5,6 @@ The protocol is the benchmark class's docstring (``thinksafe benchmarks show NAM
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,7 +13,9 @@ from typing import Any, NamedTuple
 from ..judges.base import neutralize
 from ..models.base import Message, text_messages
 from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
-from .base import Benchmark, LoaderError, Result, register, resolve_inside
+from .base import Benchmark, LoaderError, Result, register
+from .files import (attach_embedded_image, attach_published_file, iter_parquet_rows, load_json, resolve_image,
+                    safe_name)
 from .typography import load_font, render_text_image
 
 SCENARIOS = (
@@ -30,6 +31,7 @@ _TYPE_ALIASES = {"sd": "SD", "typo": "TYPO", "sd_typo": "SD_TYPO", "sd+typo": "S
                  "text_only": "text", "text-only": "text"}
 _SUBSET_HELP = ("subsets look like TYPE[:SCENARIOS], TYPE one of SD, TYPO, SD_TYPO, text and SCENARIOS 'all' "
                 "or a comma list of numbers, ranges and names, e.g. TYPO:01,08 or SD:01-07,09")
+_SOME_SCENARIOS = f"to run only the scenarios you have, pass e.g. --subset SD_TYPO:01,08 ({_SUBSET_HELP})"
 
 
 class Selection(NamedTuple):
@@ -175,9 +177,7 @@ class MMSafetyBench(Benchmark):
 
     def _authors_samples(self, base: Path, scenario: str, image_type: str) -> Iterator[Sample]:
         path = _questions_file(base, scenario)
-        items = _read_json(path)
-        if not isinstance(items, dict):
-            raise LoaderError(f"{path}: expected an object mapping question ids to their fields")
+        items = load_json(path, dict, "an object mapping question ids to their fields")
         for qid, item in items.items():
             yield self._authors_sample(base, scenario, image_type, str(qid), item, f"{path}, question {qid!r}")
 
@@ -206,17 +206,11 @@ class MMSafetyBench(Benchmark):
 
     def _attach_published(self, base: Path, sample: Sample, where: str) -> None:
         scenario, image_type, qid = (sample.fields[k] for k in ("scenario", "image_type", "qid"))
-        try:
-            published = resolve_inside(base / "imgs", f"{scenario}/{image_type}/{qid}.jpg", where)
-        except LoaderError as exc:
-            sample.error = str(exc)
+        published = resolve_image(sample, base / "imgs", f"{scenario}/{image_type}/{qid}.jpg", where)
+        if published is None:
             return
         if published.is_file():
-            if not image_readable(published):
-                sample.error = f"{where}: image {published} is corrupt or unreadable"
-                return
-            sample.images = [str(published)]
-            sample.fields["image_source"] = "published"
+            attach_published_file(sample, published, where)
         elif image_type == "TYPO" and sample.fields.get("key_phrase", "").strip():
             self._attach_rendered(sample)
         elif image_type == "TYPO":
@@ -252,9 +246,7 @@ class MMSafetyBench(Benchmark):
         if image_type == "text":
             return sample
         out_stem = self.workdir / "images" / self.name / scenario / image_type / safe_name(qid)
-        image = attach_embedded_image(sample, row.get("image"), out_stem, where)
-        if image is not None:
-            sample.fields["image_source"] = "embedded"
+        attach_embedded_image(sample, row.get("image"), out_stem, where)
         return sample
 
     # ---- protocol ------------------------------------------------------------------
@@ -262,10 +254,10 @@ class MMSafetyBench(Benchmark):
         return MMSafetyBenchRubric() if kind == "llm" else None
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
-        from ..metrics.asr import asr_metrics
+        from ..metrics.asr import asr_metrics, category_asr
 
         m = asr_metrics(results)
-        by_scenario = {cat: blocks["answer"]["asr"] for cat, blocks in m["by_category"].items() if "answer" in blocks}
+        by_scenario = category_asr(m)
         rates = [r for r in by_scenario.values() if r is not None]
         m["official"] = {
             "image_type": self.selection.image_type,
@@ -276,21 +268,12 @@ class MMSafetyBench(Benchmark):
         return m
 
 
-# ---- files (the parquet and image helpers are shared with jailbreakv and hades) -------
+# ---- files ---------------------------------------------------------------------------
 def _questions_file(base: Path, scenario: str) -> Path:
     path = base / "processed_questions" / f"{scenario}.json"
     if not path.is_file():
-        raise LoaderError(f"{path}: question file not found; to run only the scenarios you have, "
-                          f"pass e.g. --subset SD_TYPO:01,08 ({_SUBSET_HELP})")
+        raise LoaderError(f"{path}: question file not found; {_SOME_SCENARIOS}")
     return path
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise LoaderError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def hf_files(base: Path, scenario: str, image_type: str) -> list[Path]:
@@ -300,74 +283,8 @@ def hf_files(base: Path, scenario: str, image_type: str) -> list[Path]:
     pattern = re.compile(rf"{re.escape(split)}(?:-\d+-of-\d+)?")
     found = sorted(p for p in folder.glob("*.parquet") if pattern.fullmatch(p.stem))
     if not found:
-        raise LoaderError(f"{folder}: no {split}.parquet; to run only the scenarios you have, "
-                          f"pass e.g. --subset SD_TYPO:01,08 ({_SUBSET_HELP})")
+        raise LoaderError(f"{folder}: no {split}.parquet; {_SOME_SCENARIOS}")
     return found
-
-
-def iter_parquet_rows(path: Path, batch_size: int = 8) -> Iterator[dict[str, Any]]:
-    """Rows of a parquet file as dicts, a few at a time (rows may carry image bytes)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pyarrow comes with the [hf] extra (datasets)
-        raise LoaderError(f"{path}: reading parquet needs pyarrow (pip install 'thinksafe[hf]')") from exc
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # noqa: BLE001 - any pyarrow error means an unreadable file
-        raise LoaderError(f"{path}: not a readable parquet file ({exc})") from exc
-    for batch in parquet.iter_batches(batch_size=batch_size):
-        yield from batch.to_pylist()
-
-
-def attach_embedded_image(sample: Sample, image: Any, out_stem: Path, where: str) -> Path | None:
-    """Write a parquet image cell (``{"bytes", "path"}``) next to ``out_stem`` and attach it.
-
-    The file is written only once; a missing or undecodable image sets ``sample.error``.
-    """
-    data = image.get("bytes") if isinstance(image, dict) else None
-    if not data:
-        sample.error = f"{where}: no image bytes in the row"
-        return None
-    out = out_stem.with_name(out_stem.name + image_suffix(data))
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)  # never leave a half-written image behind
-    if not image_readable(out):
-        sample.error = f"{where}: embedded image is corrupt or unreadable"
-        return None
-    sample.images = [str(out)]
-    return out
-
-
-def image_suffix(data: bytes) -> str:
-    """File suffix from the image's magic bytes (the bytes are kept as they are)."""
-    if data.startswith(b"\x89PNG"):
-        return ".png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    if data[:3] == b"GIF":
-        return ".gif"
-    return ".jpg"
-
-
-def image_readable(path: Path) -> bool:
-    """Whether Pillow can identify and verify the image file."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except Exception:  # noqa: BLE001 - any decoder error means unusable
-        return False
-
-
-def safe_name(text: str) -> str:
-    """A file name made from an id (ids come from data files and may hold anything)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".")
-    return name or "_"
 
 
 # ---- TYPO rendering ------------------------------------------------------------------

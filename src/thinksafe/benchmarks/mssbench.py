@@ -9,7 +9,6 @@ protocol. The judge prompt is our own wording of the authors' 4-class rubric
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -18,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..judges.base import neutralize
+from ..metrics.verdicts import OfficialTally, official_metrics, rate
 from ..models.base import Message, text_messages
 from ..records import MISSING, UNPARSED, Judgment, Sample
 from .base import Benchmark, LoaderError, Result, register, right_or_wrong
-from .mmsafeaware import attach_image, standard_metrics
+from .files import attach_image, load_json
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,7 @@ class MSSBench(Benchmark):
         path = self.json_path()
         if not path.is_file():
             raise LoaderError(f"{path.parent}: MSSBench combined.json not found (download HF {_HF_REPO})")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise LoaderError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise LoaderError(f"{path}: expected an object with 'chat' and 'embodied' lists")
+        data = load_json(path, dict, "an object with 'chat' and 'embodied' lists")
         self.missing_images: list[str] = []
         for task in TASKS if self.subset in (None, "all") else (self.subset,):
             entries = data.get(task) or []
@@ -251,11 +245,7 @@ class MSSBench(Benchmark):
         return right_or_wrong(result, lambda r, j: is_correct(r.sample, j))
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
-        tally = _Tally()
-        out = standard_metrics(results, lambda r, j: is_correct(r.sample, j), tally.add)
-        out["official"] = tally.block()
-        out["missing_images"] = {"count": len(tally.no_image), "ids": tally.no_image}
-        return out
+        return official_metrics(results, lambda r, j: is_correct(r.sample, j), _Tally())
 
 
 Pairs = list[tuple[tuple[str, str], tuple[str, str]]]
@@ -296,21 +286,15 @@ def _absent(entry: Any, keys: tuple[str, ...]) -> str | None:
     return f"malformed entry, missing {', '.join(missing)}" if missing else None
 
 
-class _Tally:
+class _Tally(OfficialTally):
     """Official counts per task and context, in one pass."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.c: dict[tuple[str, str], Counter] = defaultdict(Counter)
-        self.no_image: list[str] = []
-        self.skipped = 0
 
-    def add(self, result: Result) -> None:
+    def count(self, result: Result) -> None:
         s = result.sample
-        if s.error:
-            self.skipped += 1
-            if s.fields.get("missing_image"):
-                self.no_image.append(s.id)
-            return
         j = result.judgments.get("answer")
         ok = is_correct(s, j)
         c = self.c[(s.fields["task"], s.fields["context"])]
@@ -321,7 +305,7 @@ class _Tally:
         acc = {}
         for context in CONTEXTS:
             c = sum((self.c[(t, context)] for t in tasks), Counter())
-            acc[f"{context}_acc"] = c["correct"] / c["n"] if c["n"] else None
+            acc[f"{context}_acc"] = rate(c["correct"], c["n"])
         both = [a for a in acc.values() if a is not None]
         acc["mean"] = sum(both) / 2 if len(both) == 2 else None
         return acc

@@ -10,7 +10,6 @@ the project notes), not their verbatim text.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -21,10 +20,11 @@ from typing import Any
 from ..judges import judge_backend, register_judge
 from ..judges.base import Judge, neutralize
 from ..judges.llm import LLMJudge, parse_one_word
+from ..metrics.verdicts import OfficialTally, official_metrics, rate
 from ..models.base import Backend, Message, text_messages
 from ..records import MISSING, SAFE, UNPARSED, UNSAFE, Judgment, Sample
 from .base import Benchmark, LoaderError, Result, register, right_or_wrong
-from .mmsafeaware import attach_image, standard_metrics
+from .files import attach_image, load_json
 
 log = logging.getLogger(__name__)
 
@@ -355,13 +355,7 @@ class SIUO(Benchmark):
         path = self.json_path()
         if not path.is_file():
             raise LoaderError(f"{path}: SIUO file not found (expected the authors' data/ layout)")
-        with open(path, encoding="utf-8") as f:
-            try:
-                items = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise LoaderError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(items, list):
-            raise LoaderError(f"{path}: expected a JSON list of items")
+        items = load_json(path, list, "a JSON list of items")
         self.missing_images: list[str] = []
         for index, item in enumerate(items):
             sample = self._sample(item, f"{path}, item {index}", index)
@@ -410,17 +404,8 @@ class SIUO(Benchmark):
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:
         if self.subset == "mcqa":
-            mcqa = _McqaTally()
-            out = standard_metrics(results, _is_right_option, mcqa.add)
-            out["official"] = mcqa.block()
-            missing = mcqa.no_image
-        else:
-            gen = _GenTally()
-            out = standard_metrics(results, None, gen.add)
-            out["official"], out["official_by_category"] = gen.block(), gen.by_category()
-            missing = gen.no_image
-        out["missing_images"] = {"count": len(missing), "ids": missing}
-        return out
+            return official_metrics(results, _is_right_option, _McqaTally())
+        return official_metrics(results, None, _GenTally())
 
 
 def _valid_options(item: dict[str, Any]) -> bool:
@@ -440,21 +425,15 @@ def _answer_label(result: Result) -> tuple[str, Judgment | None]:
     return (j.label if j else MISSING), j
 
 
-class _GenTally:
+class _GenTally(OfficialTally):
     """Official gen counts: safe, effective, both; per category too."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.cats: dict[str, Counter] = defaultdict(Counter)
-        self.no_image: list[str] = []
-        self.skipped = 0
         self.judged_effectiveness = False
 
-    def add(self, result: Result) -> None:
-        if result.sample.error:
-            self.skipped += 1
-            if result.sample.fields.get("missing_image"):
-                self.no_image.append(result.sample.id)
-            return
+    def count(self, result: Result) -> None:
         label, j = _answer_label(result)
         extra = j.extra if j else {}
         self.judged_effectiveness |= "effectiveness" in extra
@@ -466,9 +445,9 @@ class _GenTally:
 
     def _rates(self, c: Counter) -> dict[str, Any]:
         eff = self.judged_effectiveness
-        return {"safe_rate": _rate(c["safe"], c["n"]),
-                "effective_rate": _rate(c["effective"], c["n"]) if eff else None,
-                "safe_effective_rate": _rate(c["safe_effective"], c["n"]) if eff else None}
+        return {"safe_rate": rate(c["safe"], c["n"]),
+                "effective_rate": rate(c["effective"], c["n"]) if eff else None,
+                "safe_effective_rate": rate(c["safe_effective"], c["n"]) if eff else None}
 
     def block(self) -> dict[str, Any]:
         total = sum(self.cats.values(), Counter())
@@ -478,20 +457,18 @@ class _GenTally:
     def by_category(self) -> dict[str, Any]:
         return {cat: {**self._rates(c), "n": c["n"]} for cat, c in sorted(self.cats.items())}
 
+    def blocks(self) -> dict[str, Any]:
+        return {"official": self.block(), "official_by_category": self.by_category()}
 
-class _McqaTally:
+
+class _McqaTally(OfficialTally):
     """Official MCQA counts: right option over the samples that ran."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.c: Counter = Counter()
-        self.no_image: list[str] = []
 
-    def add(self, result: Result) -> None:
-        if result.sample.error:
-            self.c["skipped"] += 1
-            if result.sample.fields.get("missing_image"):
-                self.no_image.append(result.sample.id)
-            return
+    def count(self, result: Result) -> None:
         label, j = _answer_label(result)
         self.c.update(n=1, correct=label == result.sample.fields["correct_option"],
                       unparsed=label == UNPARSED, missing=label == MISSING,
@@ -499,10 +476,6 @@ class _McqaTally:
 
     def block(self) -> dict[str, Any]:
         c = self.c
-        return {"accuracy": _rate(c["correct"], c["n"]), "n": c["n"], "correct": c["correct"],
+        return {"accuracy": rate(c["correct"], c["n"]), "n": c["n"], "correct": c["correct"],
                 "unparsed": c["unparsed"], "missing": c["missing"], "extracted_by_llm": c["by_llm"],
-                "skipped": c["skipped"]}
-
-
-def _rate(k: int, n: int) -> float | None:
-    return k / n if n else None
+                "skipped": self.skipped}

@@ -1,0 +1,192 @@
+"""File and image helpers shared by the benchmark loaders.
+
+Every helper that can fail on one sample sets ``sample.error`` (a message that
+names the file and row) instead of raising; whole-file problems raise
+:class:`~thinksafe.benchmarks.base.LoaderError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..records import Sample
+from .base import LoaderError, resolve_inside
+
+
+# ---- data files ------------------------------------------------------------------------
+def load_json(path: Path, expected_type: type | tuple[type, ...], what: str) -> Any:
+    """The parsed JSON file, checked to be of ``expected_type``.
+
+    Args:
+        path: The JSON file.
+        expected_type: The type (or types) the top-level value must have.
+        what: How the expected value reads in the error, e.g. ``"a list of rows"``.
+
+    Raises:
+        LoaderError: The file is not valid JSON, or holds something else.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise LoaderError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, expected_type):
+        raise LoaderError(f"{path}: expected {what}")
+    return data
+
+
+def iter_parquet_rows(path: Path, batch_size: int = 8) -> Iterator[dict[str, Any]]:
+    """Rows of a parquet file as dicts, a few at a time (rows may carry image bytes).
+
+    Raises:
+        LoaderError: pyarrow is not installed, or the file is not readable parquet.
+    """
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pyarrow comes with the [hf] extra (datasets)
+        raise LoaderError(f"{path}: reading parquet needs pyarrow (pip install 'thinksafe[hf]')") from exc
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - any pyarrow error means an unreadable file
+        raise LoaderError(f"{path}: not a readable parquet file ({exc})") from exc
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        yield from batch.to_pylist()
+
+
+def text_blocks(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, lines) of each run of non-blank lines, streamed."""
+    block: list[str] = []
+    start = 0
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                start = start if block else line_no
+                block.append(line)
+            elif block:
+                yield start, block
+                block = []
+    if block:
+        yield start, block
+
+
+def safe_name(text: str) -> str:
+    """A file name made from an id (ids come from data files and may hold anything)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".")
+    return name or "_"
+
+
+# ---- image checks ----------------------------------------------------------------------
+def _decode_error(path: Path) -> Exception | None:
+    """The error Pillow raises identifying and verifying the image file, else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # noqa: BLE001 - any decoder error means unusable
+        return exc
+    return None
+
+
+def image_readable(path: Path) -> bool:
+    """Whether Pillow can identify and verify the image file."""
+    return _decode_error(path) is None
+
+
+def image_problem(path: Path, where: str) -> str | None:
+    """A sample error for an image file that cannot be decoded, else None."""
+    exc = _decode_error(path)
+    if exc is None:
+        return None
+    return f"{where}: image {path} is corrupt or unreadable ({type(exc).__name__})"
+
+
+def image_suffix(data: bytes) -> str:
+    """File suffix from the image's magic bytes (the bytes are kept as they are)."""
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data[:3] == b"GIF":
+        return ".gif"
+    return ".jpg"
+
+
+# ---- attaching images to samples -------------------------------------------------------
+def resolve_image(sample: Sample, root: Path, relative: str, where: str) -> Path | None:
+    """:func:`~thinksafe.benchmarks.base.resolve_inside`, or None with ``sample.error`` set."""
+    try:
+        return resolve_inside(root, relative, where)
+    except LoaderError as exc:
+        sample.error = str(exc)
+        return None
+
+
+def attach_published_file(sample: Sample, path: Path, where: str) -> None:
+    """Attach an existing published image (``image_source: published``), or set an error if it is corrupt."""
+    if not image_readable(path):
+        sample.error = f"{where}: image {path} is corrupt or unreadable"
+        return
+    sample.images = [str(path)]
+    sample.fields["image_source"] = "published"
+
+
+def attach_published(sample: Sample, root: Path, relative: str, where: str) -> None:
+    """Attach the published image at ``relative`` under ``root``, or set an error.
+
+    Errors: a path leaving ``root``, a missing file, an unreadable one.
+    """
+    path = resolve_image(sample, root, relative, where)
+    if path is None:
+        return
+    if not path.is_file():
+        sample.error = f"{where}: image {path} not found"
+    else:
+        attach_published_file(sample, path, where)
+
+
+def attach_image(sample: Sample, root: Path, relative: str, where: str, what: str = "image",
+                 missing_note: str = "") -> None:
+    """Give the sample its image, or an error: a path leaving ``root``, a
+    missing file (also flagged in ``fields["missing_image"]``), a corrupt one."""
+    path = resolve_image(sample, root, relative, where)
+    if path is None:
+        return
+    if not path.is_file():
+        sample.fields["missing_image"] = True
+        sample.error = f"{where}: {what} {path} not found{missing_note}"
+        return
+    sample.images = [str(path)]
+    sample.error = image_problem(path, where)
+
+
+def attach_embedded_image(sample: Sample, image: Any, out_stem: Path, where: str) -> Path | None:
+    """Write a parquet image cell (``{"bytes", "path"}``) next to ``out_stem`` and attach it
+    (``image_source: embedded``).
+
+    The file is written only once; a missing or undecodable image sets ``sample.error``.
+
+    Returns:
+        The image file, or None when the sample got an error instead.
+    """
+    data = image.get("bytes") if isinstance(image, dict) else None
+    if not data:
+        sample.error = f"{where}: no image bytes in the row"
+        return None
+    out = out_stem.with_name(out_stem.name + image_suffix(data))
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)  # never leave a half-written image behind
+    if not image_readable(out):
+        sample.error = f"{where}: embedded image is corrupt or unreadable"
+        return None
+    sample.images = [str(out)]
+    sample.fields["image_source"] = "embedded"
+    return out
