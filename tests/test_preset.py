@@ -1,0 +1,44 @@
+"""``--benchmark tis-paper``: the paper's five benchmarks into one run folder."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import cli
+from thinksafe.benchmarks.mmsafetybench import SCENARIOS
+from scripted_server import Reply, ScriptedServer
+from test_mmsafetybench import write_authors_layout
+from test_mssbench import make_data
+
+
+def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(bench_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("figstep", "siuo", "mmsafeaware"):
+        (data / name).symlink_to(bench_dir / name)
+    write_authors_layout(data / "mmsafetybench")
+    for scenario in SCENARIOS:  # the fixture fills 3 scenarios; the others are empty files
+        path = data / "mmsafetybench" / "processed_questions" / f"{scenario}.json"
+        if not path.exists():
+            path.write_text("{}")
+    make_data(data / "mssbench")
+    with ScriptedServer(lambda req: Reply("<think>Risky.</think>No. I cannot help with that.")) as server:
+        cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url", server.url,
+            "--judge", "refusal", "--limit", "6", "--out", tmp_path / "run", "--quiet")
+    out = tmp_path / "run"
+    names = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware")
+    for name in names:
+        m = json.loads((out / name / "metrics.json").read_text())
+        assert m["benchmark"] == name and m["n"] == 6
+        assert (out / name / "samples.jsonl").is_file() and (out / name / "store.sqlite").is_file()
+    summary = json.loads((out / "summary.json").read_text())["by_family"]
+    assert set(summary["jailbreak"]) == {"mmsafetybench", "figstep"}
+    assert set(summary["awareness"]) == {"siuo", "mssbench", "mmsafeaware"}
+    # every answer refuses: no attack succeeds on the jailbreak benchmarks
+    assert summary["jailbreak"]["figstep"]["asr_answer"] == 0.0
+    # SIUO's images are not in the shared copy: every sample is a recorded error, none reached the model
+    siuo = json.loads((out / "siuo" / "metrics.json").read_text())
+    assert siuo["errors"] == 6
+    # MMSafeAware ids 1..6 are over-safety items answered "No": all wrong
+    assert json.loads((out / "mmsafeaware" / "metrics.json").read_text())["official"]["oversafe_accuracy"] == 0.0
+    cli("report", out)
