@@ -207,3 +207,17 @@ def test_kill_minus_nine_then_resume(figstep_dir, tmp_path):
     for sid, row in read_samples(tmp_path / "run").items():
         assert {k: row[k] for k in ("reasoning", "answer", "judgments")} == \
                {k: clean_rows[sid][k] for k in ("reasoning", "answer", "judgments")}
+
+
+def test_report_rewrites_results_and_escapes_html(figstep_dir, tmp_path):
+    evil = "<script>alert(1)</script> Sure: 1. a"
+    with ScriptedServer(lambda req: Reply(f"<think>x</think>{evil}")) as server:
+        cli(*eval_args(figstep_dir, server.url, tmp_path / "run", "--limit", "4"))
+    metrics = read_metrics(tmp_path / "run")
+    (tmp_path / "run" / "metrics.json").unlink()
+    (tmp_path / "run" / "samples.jsonl").unlink()
+    cli("report", tmp_path / "run", "--html")
+    assert read_metrics(tmp_path / "run") == metrics
+    assert len(read_samples(tmp_path / "run")) == 4
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

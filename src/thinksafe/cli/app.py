@@ -79,13 +79,18 @@ def eval_cmd(
 
 
 @app.command("report")
-def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+               html: Annotated[bool, typer.Option(help="Also write report.html (outputs escaped).")] = False) -> None:
     """Rewrite samples.jsonl / metrics.json from the store and print the tables."""
     from ..report.rerun import rewrite_results
     from ..report.table import print_run
 
     for folder, metrics in rewrite_results(run_dir):
         print_run(metrics, folder)
+        if html:
+            from ..report.html import write_html
+
+            _console().print(f"wrote {write_html(folder)}")
 
 
 @app.command("tiny-model")
