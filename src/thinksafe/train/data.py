@@ -89,9 +89,8 @@ def _split_placeholders(text: str) -> list[dict[str, Any]]:
     for k, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
         if k:
             parts.append({"type": "image"})
-        # Templates put their own separator after an image; the data's is dropped.
-        chunk = chunk.strip() if k else chunk.rstrip()
-        if chunk:
+        # Text is kept verbatim (LLaMA-Factory does the same); only blank pieces go.
+        if chunk.strip():
             parts.append({"type": "text", "text": chunk})
     return parts
 
@@ -112,7 +111,10 @@ def _turn(role: str, content: Any, where: str) -> dict[str, Any]:
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in ("image", "text"):
                 raise DataError(f"{where}: content parts must be {{'type': 'image'|'text'}}, got {part!r}")
-            parts.append({"type": "image"} if part["type"] == "image" else {"type": "text", "text": part.get("text", "")})
+            if part["type"] == "image":
+                parts.append({"type": "image"})
+            else:
+                parts.append({"type": "text", "text": part.get("text") or ""})
         if role == "user":
             return {"role": role, "content": parts}
         if any(p["type"] == "image" for p in parts):
@@ -166,7 +168,8 @@ def parse_row(rec: dict[str, Any], row: int, image_root: Path, source: str = "")
         DataError: Unknown layout, no final assistant turn, or a number of
             image placeholders that differs from the number of images.
     """
-    rid = str(rec.get("id", f"row-{row}"))
+    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    rid = str(rec.get("id") or meta.get("id") or f"row-{row}")
     where = f"{source}, row {row} (id {rid})" if source else f"row {row} (id {rid})"
     turns, images = _turns(rec, where)
     if not turns or turns[-1]["role"] != "assistant":

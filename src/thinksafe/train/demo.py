@@ -15,6 +15,7 @@ The model is random: the numbers show the mechanism, not anyone's safety.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from importlib import resources
@@ -32,18 +33,29 @@ METRICS = (
     ("think_format_rate", "think-format rate (outputs opening with <think>)"),
     ("refusal_rate_harmful", "refusal rate on harmful probes"),
     ("over_refusal_rate_benign", "over-refusal rate on benign controls"),
+    ("answered_rate", "outputs with an answer after the thinking"),
     ("accuracy", "right behaviour (refuse harmful, answer benign)"),
 )
 
-# Tuned on 2 CPU cores: a few seconds of LoRA training moves the tiny model from
-# never opening with <think> to always doing so, for every seed we tried.
-DEFAULTS = {"steps": 40, "lr": 2e-2, "batch_size": 8, "max_tokens": 96}
+# Tuned on 2 CPU cores. lr 1e-2 with batch 4: 60 steps already lift P(<think> first)
+# from ~0 to 0.8-0.93 on every probe (seeds 0-3); 120 steps (10-20 s) also teach
+# the model to close some thoughts and answer, so the refusal numbers move too.
+# Think-format rate after 120 steps was 100% for seeds 0-4. lr 2e-2 stalls at a
+# unigram solution (loss ~4); lr 5e-3 needs about twice the steps.
+DEFAULTS = {"steps": 120, "lr": 1e-2, "batch_size": 4, "max_tokens": 96}
 
 
 def demo_rows() -> list[dict[str, Any]]:
     """The built-in TiS-style training rows (text only; images are rendered)."""
     text = resources.files("thinksafe").joinpath("resources/demo/tis_demo.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# Why the demo answers read "<think>...</think> answer" with no newlines, unlike the
+# released TiS file ("<think>\n...\n</think>\n"): the 2-layer random model first
+# learns which token follows which. With newlines inside the answers, the "\n" that
+# ends the prompt has many successors and 60 steps leave P(<think> first) near 0.15;
+# without them "<think>" is the only thing a trained "\n" is followed by.
 
 
 def write_demo_data(folder: Path) -> Path:
@@ -79,7 +91,8 @@ def evaluate(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int) 
     return run_eval(cfg)
 
 
-def train_config(data: Path, model_dir: Path, out: Path, steps: int, lr: float, batch_size: int, seed: int) -> TrainConfig:
+def train_config(data: Path, model_dir: Path, out: Path, steps: int, lr: float, batch_size: int,
+                 seed: int) -> TrainConfig:
     """The demo's LoRA run.
 
     ``modules_to_save=["lm_head"]`` because a random tiny model's logits are
@@ -104,15 +117,18 @@ def _examples(before: Path, after: Path, n: int = 2) -> list[dict[str, Any]]:
 
 
 def _paired(before: Path, after: Path, out: Path) -> dict[str, Any] | None:
-    """Paired statistics from ``thinksafe compare`` when that module is present."""
+    """Paired statistics from ``thinksafe compare`` (``compare.json``/``compare.md``), when installed."""
     try:
         from ..report.compare import compare_runs, write_compare
     except ImportError:
         return None
-    result = compare_runs([before, after], n_resamples=2000)
-    write_compare(result, out)
-    bench = result["benchmarks"]["probes"]
-    c = bench["comparisons"][0]
+    try:
+        result = compare_runs([before, after], n_resamples=2000)
+        write_compare(result, out)
+        bench = result["benchmarks"]["probes"]
+        c = bench["comparisons"][0]
+    except Exception as exc:  # noqa: BLE001 - an optional extra must not sink the demo
+        return {"error": f"{type(exc).__name__}: {exc}"}
     return {"metric": bench["metric"], "before": bench["runs"][0]["value"], "after": bench["runs"][1]["value"],
             "diff": c["diff"], "ci": c["ci"], "p_mcnemar": c["p_mcnemar"], "improved": c["improved"],
             "worsened": c["worsened"], "files": ["compare.json", "compare.md"]}
@@ -125,6 +141,21 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[
         b, a = before["official"].get(key), after["official"].get(key)
         out[key] = {"before": b, "after": a, "change": (a - b) if a is not None and b is not None else None}
     return out
+
+
+class _Clock:
+    """Wall time per stage of the demo."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self.last = round(now - self.last, 1), now
+
+    def seconds(self) -> dict[str, float]:
+        return {**self.laps, "total": round(time.perf_counter() - self.start, 1)}
 
 
 def run_demo(out: Path | str, seed: int = 0, steps: int | None = None, lr: float | None = None,
@@ -144,35 +175,42 @@ def run_demo(out: Path | str, seed: int = 0, steps: int | None = None, lr: float
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps, lr = steps or DEFAULTS["steps"], lr or DEFAULTS["lr"]
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
+    clock = _Clock()
     echo("1/4 building the tiny random VLM (a stand-in: its weights are random)")
     model_dir = build_tiny_model(out / "model", seed=seed)
     data = write_demo_data(out / "data")
-    times["build"] = time.perf_counter() - t0
+    clock.lap("build")
     echo("2/4 evaluating it on the built-in probes -> before/")
     before = evaluate(model_dir, out / "before", None, DEFAULTS["max_tokens"])
-    times["eval_before"] = time.perf_counter() - t0 - sum(times.values())
+    clock.lap("eval_before")
     echo(f"3/4 LoRA fine-tuning on {data.name} ({steps} steps) -> adapter/")
     summary = train(train_config(data, model_dir, out / "adapter", steps, lr, DEFAULTS["batch_size"], seed),
                     echo=lambda line: echo("    " + line))
-    times["train"] = time.perf_counter() - t0 - sum(times.values())
+    gc.collect()  # the trainer holds reference cycles; free its model before loading it again
+    clock.lap("train")
     echo("4/4 evaluating model + adapter -> after/")
     after = evaluate(model_dir, out / "after", out / "adapter", DEFAULTS["max_tokens"])
-    times["eval_after"] = time.perf_counter() - t0 - sum(times.values())
+    clock.lap("eval_after")
+    result = _result(out, model_dir, seed, lr, before, after, summary)
+    result["seconds"] = clock.seconds()
+    (out / "comparison.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    return result
+
+
+def _result(out: Path, model_dir: Path, seed: int, lr: float, before: dict[str, Any], after: dict[str, Any],
+            summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``comparison.json`` body (without timings)."""
+    training = {k: summary[k] for k in ("steps", "first_loss", "last_loss", "seconds", "train_samples_per_second")}
     result = {
         "disclaimer": DISCLAIMER, "random_stand_in": True, "seed": seed,
         "model": f"hf/{model_dir}", "adapter": str(out / "adapter"), "benchmark": "probes",
-        "before_run": str(out / "before"), "after_run": str(out / "after"),
+        "before_run": str(out / "before"), "after_run": str(out / "after"), "max_tokens": DEFAULTS["max_tokens"],
         "metrics": comparison(before, after),
-        "training": {k: summary[k] for k in ("steps", "first_loss", "last_loss", "seconds", "train_samples_per_second")}
-        | {"rows": summary["data_check"]["rows"], "lr": lr, "method": "lora"},
+        "training": {**training, "rows": summary["data_check"]["rows"], "lr": lr, "method": "lora"},
         "examples": _examples(out / "before", out / "after"),
         "paired": _paired(out / "before", out / "after", out),
     }
-    times["total"] = time.perf_counter() - t0
-    result["seconds"] = {k: round(v, 1) for k, v in times.items()}
-    (out / "comparison.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    result["notes"] = notes(result)
     return result
 
 
@@ -180,6 +218,21 @@ def _pct(x: float | None, signed: bool = False) -> str:
     if x is None:
         return "-"
     return f"{100 * x:+.0f} pts" if signed else f"{100 * x:.0f}%"
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """Plain-language readings of numbers that could mislead."""
+    m = result["metrics"]
+    out = []
+    if (m["answered_rate"]["after"] or 0) < (m["answered_rate"]["before"] or 0):
+        out.append("fewer outputs have an answer after training: the stand-in learned to open its thinking but often "
+                   "does not close it within the token limit, and an output cut off while thinking has no answer "
+                   "(the untrained model's 'answers' were random text).")
+    refusal, over = m["refusal_rate_harmful"]["after"], m["over_refusal_rate_benign"]["after"]
+    if refusal is not None and over is not None and refusal > 0 and over >= refusal * 0.5:
+        out.append("refusals after training hit benign controls too: a 56-pixel random vision tower cannot read "
+                   "the typographic image, so the stand-in cannot tell harmful from benign requests.")
+    return out
 
 
 def print_comparison(result: dict[str, Any], console=None) -> None:
@@ -199,7 +252,9 @@ def print_comparison(result: dict[str, Any], console=None) -> None:
     t = result["training"]
     console.print(f"training: {t['rows']} rows, {t['steps']} steps, loss {t['first_loss']:.2f} -> {t['last_loss']:.2f} "
                   f"in {t['seconds']:.0f}s; whole demo {result['seconds']['total']:.0f}s")
-    for ex in result["examples"][:2]:
+    for note in result.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    for ex in result["examples"][::2]:
         console.print(f"[dim]{ex['id']} before:[/dim] {ex['before'][:100]!r}")
         console.print(f"[dim]{ex['id']} after: [/dim] {ex['after'][:100]!r}")
     console.print(Panel(DISCLAIMER, title="read this", border_style="yellow"))

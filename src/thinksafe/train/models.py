@@ -31,21 +31,6 @@ def model_type(path: str, trust_remote_code: bool = False) -> str:
     return str(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code).model_type)
 
 
-def template_for(cfg: TrainConfig) -> str:
-    """The LLaMA-Factory template: ``cfg.template``, else from the model family.
-
-    Raises:
-        TrainConfigError: Unknown family and no ``template`` given.
-    """
-    if cfg.template:
-        return cfg.template
-    family = cfg.family or model_type(cfg.model_path, cfg.trust_remote_code)
-    if family not in TEMPLATES:
-        raise TrainConfigError(f"no LLaMA-Factory template known for model_type {family!r}; pass --template "
-                               f"(known: {', '.join(f'{k}->{v}' for k, v in TEMPLATES.items())})")
-    return TEMPLATES[family]
-
-
 def part_of(name: str) -> str:
     """``vision``, ``projector`` or ``language`` for a parameter or module name."""
     parts = name.split(".")

@@ -27,13 +27,18 @@ class Preflight:
                 "truncated_row_numbers": self.truncated_rows[:20]}
 
 
-def prompt_tokens(processor: Any, prompt_text: str, images: list[Any], image_ids: set[int]) -> tuple[int, int]:
-    """``(prompt length, image tokens)`` of a rendered prompt with its images expanded."""
+def prompt_tokens(processor: Any, prompt_text: str, images: list[Any], image_ids: set[int]) -> tuple[int, int, int]:
+    """``(prompt length, image tokens, end of the last image token)`` of a rendered prompt.
+
+    The end is the index just after the last image token (0 without images):
+    a ``max_length`` below it would cut image tokens.
+    """
     kwargs: dict[str, Any] = {"text": [prompt_text], "return_tensors": "pt", "add_special_tokens": False}
     if images:
         kwargs["images"] = [images]
     ids = processor(**kwargs)["input_ids"][0]
-    return int(ids.shape[0]), sum(int((ids == t).sum()) for t in image_ids)
+    positions = [i for i, t in enumerate(ids.tolist()) if t in image_ids]
+    return int(ids.shape[0]), len(positions), (positions[-1] + 1 if positions else 0)
 
 
 def check_row(processor: Any, row: TrainRow, max_length: int | None, image_ids: set[int]) -> tuple[int, int, int]:
@@ -52,7 +57,7 @@ def check_row(processor: Any, row: TrainRow, max_length: int | None, image_ids: 
         raise DataError(f"{row.where()}: chat template failed: {type(exc).__name__}: {exc}") from exc
     images = load_images(row.images)
     try:
-        n_prompt, n_image = prompt_tokens(processor, prompt_text, images, image_ids)
+        n_prompt, n_image, image_end = prompt_tokens(processor, prompt_text, images, image_ids)
     except Exception as exc:  # noqa: BLE001 - processors raise ValueError/IndexError on mismatches
         raise DataError(f"{row.where()}: the processor rejected the row ({len(images)} image(s)): "
                         f"{type(exc).__name__}: {exc}") from exc
@@ -61,7 +66,8 @@ def check_row(processor: Any, row: TrainRow, max_length: int | None, image_ids: 
                         "the chat template dropped the image placeholder")
     n_answer = len(processor.tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"])
     if max_length is not None and n_prompt >= max_length:
-        what = f"would cut image tokens ({n_image} in the prompt)" if n_image else "would leave no answer tokens"
+        what = (f"would cut image tokens ({n_image} in the prompt, the last at position {image_end - 1})"
+                if max_length < image_end else "would leave no answer tokens")
         raise ImageTokenError(f"{row.where()}: the prompt is {n_prompt} tokens; --max-length {max_length} {what}. "
                               f"Use --max-length {n_prompt + n_answer} or more for this row")
     return n_prompt, n_answer, n_image

@@ -8,7 +8,6 @@ model) with its processor and a ``train_summary.json`` into ``cfg.out``.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable
@@ -54,8 +53,9 @@ def sft_args(cfg: TrainConfig, bf16: bool):
         logging_steps=cfg.logging_steps, logging_first_step=True,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit, bf16=bf16, use_cpu=not cuda, dataloader_pin_memory=cuda,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        # transformers 5 renamed gradient_checkpointing; setting the new name also overrides TRL's default (on).
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         # Our collator renders, tokenizes, masks and truncates; TRL must not touch the rows.
         max_length=None, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
         report_to="none", seed=cfg.seed, disable_tqdm=True,
@@ -110,12 +110,13 @@ def _losses(log_path: Path) -> list[dict[str, float]]:
     return [{"step": r["step"], "loss": r["loss"]} for r in rows if "loss" in r]
 
 
-def train(cfg: TrainConfig, echo: Printer | None = print) -> dict[str, Any]:
+def train(cfg: TrainConfig, echo: Printer | None = print, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Run one SFT job and save its result into ``cfg.out``.
 
     Args:
         cfg: The resolved configuration.
         echo: Where progress lines go (None: silent).
+        callbacks: Extra ``transformers.TrainerCallback`` objects (timers, probes).
 
     Returns:
         The ``train_summary.json`` body: losses, steps, time, throughput,
@@ -124,9 +125,6 @@ def train(cfg: TrainConfig, echo: Printer | None = print) -> dict[str, Any]:
     Raises:
         TrainConfigError, DataError, ImageTokenError: Before any training step.
     """
-    from datasets import Dataset
-    from trl import SFTTrainer
-
     say = echo or (lambda _msg: None)
     cfg.check()
     check_device(cfg)
@@ -139,28 +137,41 @@ def train(cfg: TrainConfig, echo: Printer | None = print) -> dict[str, Any]:
     bf16 = use_bf16(cfg)
     model, processor = load_model(cfg, bf16)
     report = preflight(processor, rows, cfg.max_length)
-    say(f"data: {report.rows} rows, {report.images} images, longest {report.max_total_tokens} tokens"
-        + (f"; {len(report.truncated_rows)} answers cut at max_length {cfg.max_length}" if report.truncated_rows else ""))
-    model, peft_config = prepare_model(model, cfg)
+    cut = f"; {len(report.truncated_rows)} answers cut at max_length {cfg.max_length}" if report.truncated_rows else ""
+    say(f"data: {report.rows} rows, {report.images} images, longest {report.max_total_tokens} tokens{cut}")
     log_path = out / "train_log.jsonl"
     if not resume and log_path.exists():
-        log_path.unlink()
-    trainer = SFTTrainer(model=model, args=sft_args(cfg, bf16), train_dataset=Dataset.from_list([r.to_record() for r in rows]),
-                         processing_class=processor, data_collator=SFTCollator(processor, cfg.max_length, cfg.cache_images),
-                         peft_config=peft_config, callbacks=[_loss_callback(log_path, echo)])
-    _quiet_console(trainer)
+        log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
+    trainer = build_trainer(cfg, model, processor, rows, bf16, [_loss_callback(log_path, echo), *(callbacks or [])])
     params = count_parameters(trainer.model)
     say(f"{cfg.method}: {params['trainable']:,} of {params['total']:,} parameters train; bf16={bf16}")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - start
-    trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
-    summary = _summary(cfg, result, seconds, params, report, bf16, _losses(log_path))
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    del trainer, model
-    gc.collect()
+    summary = _summary(cfg, result, time.perf_counter() - start, params, report, bf16, _losses(log_path))
+    _save(trainer, processor, out, summary)
     return summary
+
+
+def build_trainer(cfg: TrainConfig, model: Any, processor: Any, rows: list[Any], bf16: bool, callbacks: list[Any]):
+    """An ``SFTTrainer`` over the rows, with our collator and (for LoRA/QLoRA) the PEFT config."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    model, peft_config = prepare_model(model, cfg)
+    dataset = Dataset.from_list([r.to_record() for r in rows])
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, bf16), train_dataset=dataset, processing_class=processor,
+                         data_collator=SFTCollator(processor, cfg.max_length, cfg.cache_images),
+                         peft_config=peft_config, callbacks=callbacks)
+    _quiet_console(trainer)
+    return trainer
+
+
+def _save(trainer: Any, processor: Any, out: Path, summary: dict[str, Any]) -> None:
+    """Adapter (or model), processor and summary (the main process writes them)."""
+    trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(out))
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def _summary(cfg: TrainConfig, result: Any, seconds: float, params: dict[str, int], report: Any, bf16: bool,

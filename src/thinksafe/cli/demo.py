@@ -1,0 +1,44 @@
+"""``thinksafe demo``: evaluate -> LoRA fine-tune -> re-evaluate a tiny random VLM, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the model, data, adapter, both runs and comparison.json.")],
+    seed: Annotated[int, typer.Option(help="Seed of the tiny model's weights and of training.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(help="LoRA steps (default tuned for 2 CPU cores).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="LoRA learning rate.")] = None,
+) -> None:
+    """Evaluate, LoRA-tune and re-evaluate a tiny random VLM offline (shows the mechanism only).
+
+    The model is a random stand-in: the numbers show that the loop works, not
+    any real model's safety.
+    """
+    import os
+    import warnings
+
+    from rich.console import Console
+
+    from ..train.demo import print_comparison, run_demo
+
+    # Everything is local; make sure nothing tries a model hub.
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(key, "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Library deprecation notices (transformers 5 renames) are noise in a demo.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    err = Console(stderr=True)
+    result = run_demo(out, seed=seed, steps=steps, lr=lr, echo=lambda line: err.print(line, highlight=False))
+    print_comparison(result, Console())
+    Console().print(f"saved: {Path(out) / 'comparison.json'} (runs: {out}/before, {out}/after; "
+                    f"`thinksafe report {out}/after`, `thinksafe compare {out}/before {out}/after`)", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``thinksafe demo`` to the main app."""
+    app.command("demo")(demo_cmd)

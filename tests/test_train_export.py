@@ -1,0 +1,157 @@
+"""Multi-GPU launch commands, shipped accelerate configs and the LLaMA-Factory export.
+
+None of this needs torch: printing a command or writing a config must stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from thinksafe.cli.app import app
+from thinksafe.train.config import TrainConfig, TrainConfigError, read_yaml
+from thinksafe.train.launch import LAUNCHERS, accelerate_command, launcher_config
+from thinksafe.train.llamafactory import export_llamafactory, template
+
+from test_train_data import placeholder_images
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tis(bench_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    data = bench_dir / "tis" / "train_data_sample.json"
+    return data, placeholder_images(data, tmp_path_factory.mktemp("tis-images"))
+
+
+def fake_model(root: Path, model_type: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return root
+
+
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_shipped_accelerate_configs_parse(name: str):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(str(launcher_config(name)))
+    expected = {"zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP", "ddp": "MULTI_GPU"}[name]
+    assert cfg.distributed_type.value == expected and cfg.mixed_precision == "bf16"
+    if name.startswith("zero"):
+        assert cfg.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+def test_launch_prints_the_accelerate_command_and_saves_options(tis, tmp_path: Path):
+    data, root = tis
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model",
+                                 "hf/Qwen/Qwen2.5-VL-7B-Instruct", "--out", str(out), "--method", "full",
+                                 "--lr", "1e-5", "--launch", "accelerate", "--launcher-config", "zero3",
+                                 "--num-gpus", "8"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("accelerate launch"))
+    argv = shlex.split(line)
+    assert argv[argv.index("--num_processes") + 1] == "8"
+    assert Path(argv[argv.index("--config_file") + 1]) == launcher_config("zero3")
+    assert argv[argv.index("-m") + 1] == "thinksafe.train"
+    saved = read_yaml(argv[argv.index("--config") + 1])
+    assert saved["method"] == "full" and saved["lr"] == 1e-5 and saved["data"] == str(data)
+
+
+def test_launched_module_reads_the_saved_options(tmp_path: Path):
+    """What each accelerate process runs: ``python -m thinksafe.train --config FILE``."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: missing.json\nmodel: hf/x\nout: o\n")
+    res = subprocess.run([sys.executable, "-m", "thinksafe.train", "--config", str(cfg)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2 and "missing.json: data file not found" in res.stderr
+
+
+def test_qlora_launch_refuses_sharded_launchers(tmp_path: Path):
+    cfg = TrainConfig(data="d", model="hf/m", out=str(tmp_path), method="qlora")
+    with pytest.raises(TrainConfigError, match="zero2 or ddp"):
+        accelerate_command(cfg, "zero3")
+    assert accelerate_command(cfg, "ddp", 2)[0][:2] == ["accelerate", "launch"]
+
+
+@pytest.mark.parametrize(("model_type", "expected"), [("qwen2_5_vl", "qwen2_vl"), ("qwen2_vl", "qwen2_vl"),
+                                                      ("mllama", "mllama"), ("llava", "llava")])
+def test_template_follows_the_model_family(tmp_path: Path, model_type: str, expected: str):
+    model = fake_model(tmp_path / model_type, model_type)
+    assert template(TrainConfig(data="d", model=f"hf/{model}", out="o")) == expected
+
+
+def test_template_from_hub_names_and_errors():
+    def tpl(model: str, **kw) -> str:
+        return template(TrainConfig(data="d", model=model, out="o", **kw))
+
+    assert tpl("hf/Fancy-TJ/R1-Onevision-7B") == "qwen2_vl"
+    assert tpl("hf/Xkev/Llama-3.2V-11B-cot") == "mllama"
+    assert tpl("hf/some/model", template="gemma3") == "gemma3"
+    with pytest.raises(TrainConfigError, match="pass --family or --template"):
+        tpl("hf/nowhere/unknown-model-xyz")
+
+
+def test_llamafactory_export_is_structurally_valid(tis, tmp_path: Path):
+    data, root = tis
+    model = fake_model(tmp_path / "qwen", "qwen2_5_vl")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}",
+                                 "--out", str(out), "--export", "llamafactory", "--lora-r", "8", "--lora-alpha", "16",
+                                 "--epochs", "1.5", "--max-length", "8192"])
+    assert result.exit_code == 0, result.output
+    folder = out / "llamafactory"
+    assert f"llamafactory-cli train {folder / 'thinksafe_sft.yaml'}" in result.output
+    cfg = yaml.safe_load((folder / "thinksafe_sft.yaml").read_text())
+    expected = {"model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": "lora",
+                "lora_rank": 8, "lora_alpha": 16, "lora_target": "all", "freeze_vision_tower": True,
+                "freeze_multi_modal_projector": True, "dataset": "thinksafe_sft", "template": "qwen2_vl",
+                "cutoff_len": 8192, "learning_rate": 1e-4, "num_train_epochs": 1.5, "lr_scheduler_type": "cosine",
+                "bf16": True, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8}
+    assert {k: cfg.get(k) for k in expected} == expected
+    info = json.loads((folder / "dataset_info.json").read_text())["thinksafe_sft"]
+    assert info["formatting"] == "sharegpt"
+    assert info["columns"] == {"messages": "conversations", "images": "images"}
+    assert info["tags"] == {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+    rows = json.loads((Path(cfg["dataset_dir"]) / info["file_name"]).read_text())
+    source = json.loads(data.read_text())
+    assert len(rows) == 44
+    for row, src in zip(rows, source, strict=True):
+        assert row["conversations"] == src["conversations"]  # text unchanged, quirks included
+        assert row["images"] == src["images"]
+        assert all((Path(cfg["media_dir"]) / p).is_file() for p in row["images"])
+        assert sum(t["value"].count("<image>") for t in row["conversations"]) == len(row["images"])
+
+
+def test_llamafactory_full_and_qlora_keys(tis, tmp_path: Path):
+    data, root = tis
+    model = fake_model(tmp_path / "mllama", "mllama")
+    base = dict(data=str(data), image_root=str(root), model=f"hf/{model}", out=str(tmp_path / "o"))
+    full = yaml.safe_load(export_llamafactory(TrainConfig(method="full", **base), tmp_path / "f")["config"].read_text())
+    assert full["finetuning_type"] == "full" and "lora_rank" not in full and full["learning_rate"] == 1e-5
+    assert full["template"] == "mllama"
+    q = yaml.safe_load(export_llamafactory(TrainConfig(method="qlora", **base), tmp_path / "q")["config"].read_text())
+    assert q["finetuning_type"] == "lora" and q["quantization_bit"] == 4
+
+
+def test_export_and_launch_never_import_torch(tis, tmp_path: Path):
+    data, root = tis
+    model = fake_model(tmp_path / "llava", "llava")
+    code = ("import sys\nfrom thinksafe.cli.app import app\n"
+            "for extra in (['--export', 'llamafactory'], ['--launch', 'accelerate']):\n"
+            "    try:\n"
+            f"        app(['train', '--data', {str(data)!r}, '--image-root', {str(root)!r}, '--model', "
+            f"'hf/{model}', '--out', {str(tmp_path / 'o')!r}, *extra])\n"
+            "    except SystemExit as e:\n"
+            "        assert not e.code, e.code\n"
+            "print('torch' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "False"
