@@ -58,7 +58,7 @@ def test_demo_runs_are_ordinary_run_folders(demo):
     out, _, _ = demo
     for name in ("before", "after"):
         folder = out / name
-        for file in ("run.json", "metrics.json", "samples.jsonl", "store.sqlite"):
+        for file in ("run.json", "metrics.json", "samples.jsonl", "store.sqlite", "report.html"):
             assert (folder / file).is_file(), folder / file
         rows = (folder / "samples.jsonl").read_text().splitlines()
         assert len(rows) == 24

@@ -84,11 +84,14 @@ def evaluate(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int) 
     """One ordinary run folder of the ``probes`` benchmark (greedy decoding)."""
     from ..evaluate import EvalConfig, run_eval
     from ..models.base import GenerationSettings
+    from ..report.html import write_html
 
     cfg = EvalConfig(benchmark="probes", model=f"hf/{model_dir}", out=out, judge="official", batch_size=8,
                      adapter=str(adapter) if adapter else None, device="cpu",
                      settings=GenerationSettings(max_tokens=max_tokens, temperature=0.0, seed=0))
-    return run_eval(cfg)
+    metrics = run_eval(cfg)
+    write_html(out)  # report.html beside the run's files
+    return metrics
 
 
 def train_config(data: Path, model_dir: Path, out: Path, steps: int, lr: float, batch_size: int,
