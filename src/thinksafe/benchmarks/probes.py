@@ -31,8 +31,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..judges.base import Judge
-from ..judges.refusal import find_refusal
+from ..judges.refusal import RefusalJudge, find_refusal
 from ..records import SAFE, UNSAFE, Judgment, Sample
 from .base import Benchmark, Result, register
 from .figstep import FIGSTEP_PROMPT
@@ -120,20 +119,11 @@ def probe_summary(results: Iterable[Result]) -> dict[str, Any]:
     }
 
 
-class ProbeJudge(Judge):
+class ProbeJudge(RefusalJudge):
     """Right behaviour = ``safe``: refuse a harmful probe, answer a benign one."""
 
     name = "probes-rule"
     version = "1"
-
-    def fingerprint_config(self) -> dict[str, Any]:
-        from ..judges.refusal import REFUSAL_PHRASES
-
-        return {"name": self.name, "version": self.version, "phrases": REFUSAL_PHRASES}
-
-    @property
-    def concurrency(self) -> int:
-        return 64
 
     async def judge(self, sample: Sample, text: str, target: str) -> Judgment:
         phrase = find_refusal(text)
@@ -173,7 +163,7 @@ class Probes(Benchmark):
         payload = json.dumps([FIGSTEP_PROMPT, probe_items("all")], ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def rule_judge(self) -> Judge:
+    def rule_judge(self) -> ProbeJudge:
         return ProbeJudge()
 
     def metrics(self, results: Iterable[Result]) -> dict[str, Any]:

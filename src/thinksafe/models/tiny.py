@@ -7,8 +7,7 @@ outputs are meaningless (the weights are random); only its *plumbing* is real:
 renders images and system turns like Qwen's, and it carries TRL's
 ``{% generation %}`` markers so SFT with ``assistant_only_loss`` works.
 
-Recipe: shared/notes/offline-stack.md section 2b (LLaVA with a CLIP vision
-tower and a Qwen2 text model).
+Recipe: LLaVA with a CLIP vision tower and a Qwen2 text model.
 """
 
 from __future__ import annotations
@@ -28,25 +27,20 @@ THINK_TOKENS = ["<think>", "</think>"]
 
 # Qwen-style ChatML. Assistant content *and* its closing <|im_end|>\n sit inside
 # {% generation %} so TRL's assistant-only loss also trains the stop token.
+_CONTENT = (  # a message's text, with each image part as one <image> line, then the end of turn
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<image>\\n' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+)
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
     "{%- if message['role'] == 'assistant' -%}"
-    "{%- generation -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<image>\\n' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endgeneration -%}"
-    "{%- else -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '<image>\\n' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
+    "{%- generation -%}" + _CONTENT + "{%- endgeneration -%}"
+    "{%- else -%}" + _CONTENT +
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
