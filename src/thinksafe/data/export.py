@@ -145,12 +145,33 @@ def llavacot_text(thought: str, answer: str, caption: str | None = None, action:
 
 
 # ---- reading and writing files ------------------------------------------------------
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON array or JSONL file."""
-    text = Path(path).read_text(encoding="utf-8")
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message names the file and row."""
+
+
+def read_records(path: Path) -> list[Any]:
+    """Rows of a JSON array or JSONL file (not checked further).
+
+    Raises:
+        DataError: Missing file, or bad JSON (naming the line for JSONL).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON: {exc}") from exc
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {n}: not valid JSON: {exc}") from exc
+    return records
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.export import DataError
+from ..data.export import read_records as read_any
+
 IMAGE_PLACEHOLDER = "<image>"
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-
-
-class DataError(ValueError):
-    """A data row that cannot be trained on; the message names the file and row."""
 
 
 @dataclass
@@ -56,27 +55,12 @@ class TrainRow:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON array file or a JSON-lines file.
+    """Records of a JSON array or JSON-lines file, each a JSON object.
 
     Raises:
         DataError: Missing file, bad JSON (with its line), or a non-object record.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON: {exc}") from exc
-    else:
-        records = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, line {n}: not valid JSON: {exc}") from exc
+    records = read_any(path)
     for n, rec in enumerate(records, start=1):
         if not isinstance(rec, dict):
             raise DataError(f"{path}, row {n}: expected a JSON object, got {type(rec).__name__}")
