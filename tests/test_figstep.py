@@ -105,3 +105,18 @@ def test_missing_question_file_is_a_clear_error(tmp_path):
 def test_unknown_subset(figstep_dir, tmp_path):
     with pytest.raises(LoaderError, match="unknown subset 'huge'"):
         load(figstep_dir, "huge", tmp_path)
+
+
+def test_benchmarks_command_lists_every_benchmark_with_family_size_and_metric():
+    from thinksafe.benchmarks import all_benchmarks
+
+    result = cli("benchmarks")
+    names = {"mmsafetybench", "figstep", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware"}
+    assert names <= set(all_benchmarks())
+    flat = " ".join(result.output.split())
+    for name in names:
+        cls = all_benchmarks()[name]
+        assert name in flat and cls.family in ("jailbreak", "awareness")
+    assert "preset tis-paper: mmsafetybench, figstep, siuo, mssbench, mmsafeaware" in flat
+    shown = cli("benchmarks", "show", "mmsafeaware").output
+    assert "128" in shown  # the documented reading of the ambiguous id
