@@ -49,19 +49,19 @@ def load_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield obj
 
 
-def find_run_dirs(path: Path) -> list[Path]:
-    """The run folders at ``path``: itself if it holds ``samples.jsonl``, else its
+def find_run_dirs(path: Path, marker: str = "samples.jsonl") -> list[Path]:
+    """The run folders at ``path``: itself if it holds ``marker``, else its
     subfolders that do (a preset run), sorted by name.
 
     Raises:
         FileNotFoundError: No run folder there.
     """
     path = Path(path)
-    if (path / "samples.jsonl").is_file():
+    if (path / marker).is_file():
         return [path]
-    runs = sorted(p for p in path.iterdir() if (p / "samples.jsonl").is_file()) if path.is_dir() else []
+    runs = sorted(p for p in path.iterdir() if (p / marker).is_file()) if path.is_dir() else []
     if not runs:
-        raise FileNotFoundError(f"{path}: not a run folder (no samples.jsonl here or in its subfolders)")
+        raise FileNotFoundError(f"{path}: not a run folder (no {marker} here or in its subfolders)")
     return runs
 
 

@@ -7,19 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from ..benchmarks import get_benchmark
+from ..metrics.agreement import find_run_dirs
 from ..runinfo import read_run_json
 from ..store import Store
 
 
 def run_folders(root: Path) -> list[Path]:
     """The folder itself, or each benchmark subfolder of a preset run."""
-    root = Path(root)
-    if (root / "run.json").is_file():
-        return [root]
-    subs = sorted(p.parent for p in root.glob("*/run.json"))
-    if not subs:
-        raise FileNotFoundError(f"{root}: not a thinksafe run folder (no run.json)")
-    return subs
+    return find_run_dirs(root, marker="run.json")
 
 
 def rewrite_results(root: Path, judge_key: str | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
