@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..errors import UserError
 from ..records import Generation, Judgment, Sample
 
 
-class LoaderError(ValueError):
+class LoaderError(UserError, ValueError):
     """A malformed benchmark file or row; the message names the file and row."""
 
 
