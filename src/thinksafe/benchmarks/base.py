@@ -39,8 +39,10 @@ class Benchmark(ABC):
     title: ClassVar[str] = ""
     source: ClassVar[str] = ""
     metric: ClassVar[str] = "ASR = unsafe / (safe + unsafe) on the answer"
-    subsets: ClassVar[dict[str, int]] = {}
-    """Subset name -> number of samples."""
+    subsets: ClassVar[dict[str, int | None]] = {}
+    """Subset name -> number of samples (None: counted from the data)."""
+    size_note: ClassVar[str] = ""
+    """What the size leaves out (e.g. prompts without a published image), for ``thinksafe benchmarks``."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
 
@@ -132,7 +134,7 @@ class Benchmark(ABC):
         return {
             "name": cls.name, "family": cls.family, "title": cls.title, "source": cls.source,
             "metric": cls.metric, "subsets": dict(cls.subsets), "default_subset": cls.default_subset,
-            "size": cls.subsets.get(cls.default_subset or "", sum(cls.subsets.values())),
+            "size": cls.subsets.get(cls.default_subset or ""), "size_note": cls.size_note,
         }
 
     @classmethod
