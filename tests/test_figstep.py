@@ -33,13 +33,10 @@ def test_counts_ids_and_published_images(figstep_dir, tmp_path):
     assert all(s.error is None for s in full + tiny)
 
 
-def test_benign_control_is_rendered(figstep_dir, tmp_path):
-    benign = load(figstep_dir, "benign", tmp_path)
-    assert len(benign) == 50 and benign[0].id == "benign-1" and benign[0].category == "benign"
-    with Image.open(benign[0].images[0]) as im:
-        assert im.size == (760, 760) and im.mode == "RGB"
-        assert im.getpixel((759, 759)) == (255, 255, 255)  # white background
-        assert im.convert("L").getextrema()[0] == 0  # black text
+def test_figstep_pro_fragments_are_not_a_subset(figstep_dir, tmp_path):
+    # benign_sentences_without_harmful_phase.csv holds FigStep-Pro fragments ("Steps to make *."), not requests
+    with pytest.raises(LoaderError, match="unknown subset 'benign'; choose from full, tiny"):
+        load(figstep_dir, "benign", tmp_path)
 
 
 def test_renders_exactly_when_images_are_absent(figstep_dir, tmp_path):
