@@ -108,12 +108,14 @@ def test_benchmarks_command_lists_every_benchmark_with_family_size_and_metric():
     from thinksafe.benchmarks import all_benchmarks
 
     result = cli("benchmarks")
-    names = {"mmsafetybench", "figstep", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware"}
+    names = {"mmsafetybench", "figstep", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "mossbench"}
     assert names <= set(all_benchmarks())
     flat = " ".join(result.output.split())
     for name in names:
         cls = all_benchmarks()[name]
         assert name in flat and cls.family in ("jailbreak", "awareness")
-    assert "preset tis-paper: mmsafetybench, figstep, siuo, mssbench, mmsafeaware" in flat
+    assert "preset tis-paper: mmsafetybench, figstep, siuo, mssbench, mmsafeaware, mossbench" in flat
+    assert "1,453 can run" in all_benchmarks()["mmsafeaware"].describe()["size_note"]
+    assert all_benchmarks()["mssbench"].describe()["size"] is None  # counted from the data
     shown = cli("benchmarks", "show", "mmsafeaware").output
     assert "128" in shown  # the documented reading of the ambiguous id

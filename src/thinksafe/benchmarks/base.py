@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import UserError
+from ..models.base import Message
 from ..records import Generation, Judgment, Sample
 
 
@@ -170,3 +171,10 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     if not path.is_relative_to(root):
         raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {root}")
     return path
+
+
+def text_first_messages(prompt: str, images: list[str]) -> list[Message]:
+    """One user turn, the text first and then the images: the order of the
+    judge requests in the SIUO and MOSSBench authors' scripts."""
+    return [{"role": "user", "content": [{"type": "text", "text": prompt},
+                                         *({"type": "image", "path": p} for p in images)]}]

@@ -220,7 +220,7 @@ class MSSBench(Benchmark):
     metric = "safe-context acc (class 2/3), unsafe-context acc (class 0/1) and their mean, per task"
     # Sizes are counted from the data file: the release (HF data v1.1) differs from the paper's v1.
     subsets = {"all": None, "chat": None, "embodied": None}
-    size_note = "pairs counted from the data (paper v1: 1,820; HF data v1.1 differs)"
+    size_note = "paper v1: 1,820 pairs; the Hugging Face release is data v1.1"
     default_subset = "all"
     default_judge = "official"
 
