@@ -119,3 +119,9 @@ def test_benchmarks_command_lists_every_benchmark_with_family_size_and_metric():
     assert all_benchmarks()["mssbench"].describe()["size"] is None  # counted from the data
     shown = cli("benchmarks", "show", "mmsafeaware").output
     assert "128" in shown  # the documented reading of the ambiguous id
+    # each protocol names the upstream commit it was checked against and what is verbatim
+    for name, commit in (("siuo", "18974b65d238"), ("mssbench", "1602193f49cb"), ("mmsafeaware", "500b595c82df"),
+                         ("mossbench", "8d68b0614b39")):
+        shown = " ".join(cli("benchmarks", "show", name).output.split())
+        assert commit in shown and "Deviations from the authors' code" in shown, name
+    assert "verbatim" in shown and "our wording" in " ".join(cli("benchmarks", "show", "siuo").output.split())
