@@ -257,6 +257,10 @@ def test_cli_run_pair_accuracies(tmp_path):
     assert (o["embodied_safe_acc"], o["embodied_unsafe_acc"], o["embodied_mean"]) == (1.0, 0.5, 0.75)
     assert o["safe_acc"] == pytest.approx(4 / 5) and o["unsafe_acc"] == pytest.approx(3 / 5)
     assert o["mean"] == pytest.approx(7 / 10) and o["unparsed"] == 1 and o["n"] == 10
+    assert (o["chat_pairs"], o["embodied_pairs"], o["embodied_unpaired_instructions"]) == (3, 2, 0)
+    assert o["data_release"].startswith("unknown (not a Hugging Face download")
+    cli("report", tmp_path / "run")  # rebuilt from the store alone: the data counts survive
+    assert read_metrics(tmp_path / "run")["official"] == o
     rows = read_samples(tmp_path / "run")
     assert rows["embodied-0-unsafe"]["judgments"]["answer"]["extra"]["class_name"] == "risk_aware"
     assert re.fullmatch(r"[0-3]|unparsed", rows["chat-0-safe"]["judgments"]["answer"]["label"])

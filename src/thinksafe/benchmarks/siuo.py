@@ -287,6 +287,7 @@ def extract_choice(answer: str, options: dict[str, str]) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
+# Our wording: the authors read letters with a rule (mcqa-eval.py) and publish no extractor prompt.
 _CHOICE_PROMPT = """Below are a multiple-choice question, its options and a response to it. Which option \
 does the response choose?
 
