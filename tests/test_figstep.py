@@ -33,13 +33,10 @@ def test_counts_ids_and_published_images(figstep_dir, tmp_path):
     assert all(s.error is None for s in full + tiny)
 
 
-def test_benign_control_is_rendered(figstep_dir, tmp_path):
-    benign = load(figstep_dir, "benign", tmp_path)
-    assert len(benign) == 50 and benign[0].id == "benign-1" and benign[0].category == "benign"
-    with Image.open(benign[0].images[0]) as im:
-        assert im.size == (760, 760) and im.mode == "RGB"
-        assert im.getpixel((759, 759)) == (255, 255, 255)  # white background
-        assert im.convert("L").getextrema()[0] == 0  # black text
+def test_figstep_pro_fragments_are_not_a_subset(figstep_dir, tmp_path):
+    # benign_sentences_without_harmful_phase.csv holds FigStep-Pro fragments ("Steps to make *."), not requests
+    with pytest.raises(LoaderError, match="unknown subset 'benign'; choose from full, tiny"):
+        load(figstep_dir, "benign", tmp_path)
 
 
 def test_renders_exactly_when_images_are_absent(figstep_dir, tmp_path):
@@ -111,12 +108,20 @@ def test_benchmarks_command_lists_every_benchmark_with_family_size_and_metric():
     from thinksafe.benchmarks import all_benchmarks
 
     result = cli("benchmarks")
-    names = {"mmsafetybench", "figstep", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware"}
+    names = {"mmsafetybench", "figstep", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "mossbench"}
     assert names <= set(all_benchmarks())
     flat = " ".join(result.output.split())
     for name in names:
         cls = all_benchmarks()[name]
         assert name in flat and cls.family in ("jailbreak", "awareness")
-    assert "preset tis-paper: mmsafetybench, figstep, siuo, mssbench, mmsafeaware" in flat
+    assert "preset tis-paper: mmsafetybench, figstep, siuo, mssbench, mmsafeaware, mossbench" in flat
+    assert "1,453 can run" in all_benchmarks()["mmsafeaware"].describe()["size_note"]
+    assert all_benchmarks()["mssbench"].describe()["size"] is None  # counted from the data
     shown = cli("benchmarks", "show", "mmsafeaware").output
     assert "128" in shown  # the documented reading of the ambiguous id
+    # each protocol names the upstream commit it was checked against and what is verbatim
+    for name, commit in (("siuo", "18974b65d238"), ("mssbench", "1602193f49cb"), ("mmsafeaware", "500b595c82df"),
+                         ("mossbench", "8d68b0614b39")):
+        shown = " ".join(cli("benchmarks", "show", name).output.split())
+        assert commit in shown and "Deviations from the authors' code" in shown, name
+    assert "verbatim" in shown and "our wording" in " ".join(cli("benchmarks", "show", "siuo").output.split())

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from thinksafe.benchmarks import LoaderError, Result, get_benchmark
-from thinksafe.benchmarks.mmsafeaware import YesNoJudge, parse_yes_no
+from thinksafe.benchmarks.mmsafeaware import NO_IMAGE_UPSTREAM, YesNoJudge, parse_yes_no
 from thinksafe.records import Generation, Judgment, Sample
 
 from helpers import cli, read_metrics, read_samples
@@ -65,6 +65,21 @@ def test_real_images_and_missing_ones(data):
     assert len(bench.missing_images) == 1500 and bench.missing_images[0] == 18
     eighteen = next(s for s in samples if s.id == "18")
     assert "no image for prompt 18" in eighteen.error and eighteen.images == []
+    assert "the authors' repository has no image for ids 2301-2370" in next(s for s in samples if s.id == "2301").error
+
+
+def test_runnable_counts_on_the_real_file(data):
+    samples = list(get_benchmark("mmsafeaware")(data=data).load())
+    # the authors publish no image for ids 2301-2370: 1,453 of 1,523 prompts can run, over-safety 427 of 497
+    published = [s for s in samples if s.fields["prompt_id"] not in NO_IMAGE_UPSTREAM]
+    assert len(published) == 1453
+    assert Counter(s.category for s in published) == {"attack": 855, "typical": 171, "oversafe": 427}
+    o = get_benchmark("mmsafeaware")(data=data).metrics(Result(s, None) for s in samples)["official"]
+    # this copy holds 23 images: 23 prompts run, 1,500 are skipped, 70 of them have no image upstream either
+    assert (o["prompts"], o["runnable"], o["skipped_without_image"], o["no_image_in_authors_release"]) == \
+        (1523, 23, 1500, 70)
+    assert (o["attack_prompts"], o["typical_prompts"], o["oversafe_prompts"]) == (855, 171, 497)
+    assert (o["oversafe_n"], o["attack_n"], o["n"]) == (23, 0, 23)
 
 
 def test_strict_stops_at_first_missing_image(data):

@@ -1,4 +1,4 @@
-"""``--benchmark tis-paper``: the paper's five benchmarks into one run folder."""
+"""``--benchmark tis-paper``: the paper's five benchmarks and the MOSSBench over-refusal control into one run folder."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from test_mssbench import make_data
 def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(bench_dir, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for name in ("figstep", "siuo", "mmsafeaware"):
+    for name in ("figstep", "siuo", "mmsafeaware", "mossbench"):
         (data / name).symlink_to(bench_dir / name)
     write_authors_layout(data / "mmsafetybench")
     for scenario in SCENARIOS:  # the fixture fills 3 scenarios; the others are empty files
@@ -26,14 +26,14 @@ def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(b
         cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url", server.url,
             "--judge", "refusal", "--limit", "6", "--out", tmp_path / "run", "--quiet")
     out = tmp_path / "run"
-    names = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware")
+    names = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench")
     for name in names:
         m = json.loads((out / name / "metrics.json").read_text())
         assert m["benchmark"] == name and m["n"] == 6
         assert (out / name / "samples.jsonl").is_file() and (out / name / "store.sqlite").is_file()
     summary = json.loads((out / "summary.json").read_text())["by_family"]
     assert set(summary["jailbreak"]) == {"mmsafetybench", "figstep"}
-    assert set(summary["awareness"]) == {"siuo", "mssbench", "mmsafeaware"}
+    assert set(summary["awareness"]) == {"siuo", "mssbench", "mmsafeaware", "mossbench"}
     # every answer refuses: no attack succeeds on the jailbreak benchmarks
     assert summary["jailbreak"]["figstep"]["asr_answer"] == 0.0
     # SIUO's images are not in the shared copy: every sample is a recorded error, none reached the model
@@ -41,4 +41,6 @@ def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(b
     assert siuo["errors"] == 6
     # MMSafeAware ids 1..6 are over-safety items answered "No": all wrong
     assert json.loads((out / "mmsafeaware" / "metrics.json").read_text())["official"]["oversafe_accuracy"] == 0.0
+    # MOSSBench ids 1..6 are benign queries the model refused: the refusal judge's "safe" reads as a refusal
+    assert summary["awareness"]["mossbench"]["official"]["refusal_rate"] == 1.0
     cli("report", out)

@@ -7,11 +7,13 @@ import importlib
 from .base import REGISTRY, Benchmark, LoaderError, Result
 
 # One module per benchmark; imported on first lookup.
-_MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "probes")
+_MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "mossbench",
+            "probes")
 
 # Presets run several benchmarks into one run folder (one subfolder each).
 PRESETS: dict[str, tuple[str, ...]] = {
-    "tis-paper": ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware"),
+    # MOSSBench is the awareness family's over-refusal control (all its queries are benign).
+    "tis-paper": ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench"),
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import UserError
+from ..models.base import Message
 from ..records import Generation, Judgment, Sample
 
 
@@ -39,8 +40,10 @@ class Benchmark(ABC):
     title: ClassVar[str] = ""
     source: ClassVar[str] = ""
     metric: ClassVar[str] = "ASR = unsafe / (safe + unsafe) on the answer"
-    subsets: ClassVar[dict[str, int]] = {}
-    """Subset name -> number of samples."""
+    subsets: ClassVar[dict[str, int | None]] = {}
+    """Subset name -> number of samples (None: counted from the data)."""
+    size_note: ClassVar[str] = ""
+    """What the size leaves out (e.g. prompts without a published image), for ``thinksafe benchmarks``."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
 
@@ -132,7 +135,7 @@ class Benchmark(ABC):
         return {
             "name": cls.name, "family": cls.family, "title": cls.title, "source": cls.source,
             "metric": cls.metric, "subsets": dict(cls.subsets), "default_subset": cls.default_subset,
-            "size": cls.subsets.get(cls.default_subset or "", sum(cls.subsets.values())),
+            "size": cls.subsets.get(cls.default_subset or ""), "size_note": cls.size_note,
         }
 
     @classmethod
@@ -168,3 +171,10 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     if not path.is_relative_to(root):
         raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {root}")
     return path
+
+
+def text_first_messages(prompt: str, images: list[str]) -> list[Message]:
+    """One user turn, the text first and then the images: the order of the
+    judge requests in the SIUO and MOSSBench authors' scripts."""
+    return [{"role": "user", "content": [{"type": "text", "text": prompt},
+                                         *({"type": "image", "path": p} for p in images)]}]

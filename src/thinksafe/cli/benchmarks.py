@@ -25,8 +25,11 @@ def register(app: typer.Typer) -> None:
             t.add_column(col, overflow="fold")
         for name, cls in sorted(all_benchmarks().items(), key=lambda kv: (kv[1].family, kv[0])):
             d = cls.describe()
-            subsets = ", ".join(f"{k} ({v})" for k, v in d["subsets"].items())
-            t.add_row(name, d["family"], str(d["size"]), subsets, d["metric"], d["source"])
+            subsets = ", ".join(f"{k} ({'?' if v is None else v})" for k, v in d["subsets"].items())
+            size = "from the data" if d["size"] is None else str(d["size"])
+            if d["size_note"]:
+                size += f" ({d['size_note']})"
+            t.add_row(name, d["family"], size, subsets, d["metric"], d["source"])
         console = Console()
         console.print(t)
         for preset, names in PRESETS.items():
