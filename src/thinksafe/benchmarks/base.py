@@ -43,6 +43,8 @@ class Benchmark(ABC):
     """Subset name -> number of samples."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
+    rubric_options: ClassVar[tuple[str, ...]] = ()
+    """Benchmark-specific ``--judge llm:OPTION`` values, passed to :meth:`rubric` as ``llm:OPTION``."""
 
     def __init__(self, data: Path | None = None, subset: str | None = None, workdir: Path | None = None,
                  strict: bool = False, protocol: str = "official", limit: int | None = None):
@@ -54,6 +56,8 @@ class Benchmark(ABC):
         self.strict = strict
         self.protocol = protocol
         self.limit = limit
+        self.downloads: dict[str, Any] | None = None
+        """What :meth:`download` fetched (folder, sources, sha256 per file), for ``run.json``."""
 
     def accepts_subset(self, subset: str | None) -> bool:
         """Override for benchmarks whose subsets are combinations (scenarios x image types)."""
@@ -67,7 +71,8 @@ class Benchmark(ABC):
         return self.data
 
     def download(self) -> Path:
-        """Fetch the published files into the cache; used only without ``--data``."""
+        """Fetch the published files into the cache (:mod:`.download`); used only without
+        ``--data``. Sets :attr:`downloads`."""
         raise LoaderError(f"{self.name}: pass --data DIR (no download available)")
 
     @abstractmethod

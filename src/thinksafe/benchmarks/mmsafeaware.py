@@ -6,7 +6,6 @@ no judge model. See :class:`MMSafeAware` for the protocol.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -29,8 +28,7 @@ IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".webp")
 # The authors keep ids >= 2000 in a second folder; the loader looks in both.
 IMAGE_DIRS = ("images", "images2")
 _REPO = "Jarviswang94/MMSafetyAwareness"
-_TREE_URL = f"https://api.github.com/repos/{_REPO}/git/trees/HEAD?recursive=1"
-_RAW = f"https://raw.githubusercontent.com/{_REPO}/HEAD/"
+_COMMIT = "500b595c82dfe73d5695bc994d9882a306d2aa1c"
 _DATA_FILE = re.compile(r"data/(prompt\.txt|images2?/\d+\.(?:jpe?g|png|webp))")
 
 
@@ -147,18 +145,14 @@ class MMSafeAware(Benchmark):
         return [self.prompt_path()]
 
     def download(self) -> Path:
-        """Fetch ``data/prompt.txt`` and the images from the authors' repository."""
-        import urllib.request
+        """Fetch ``data/prompt.txt`` and the images (about 1,450 files, 28 MB) from the authors'
+        repository at a pinned commit; each file is checked against its git blob id."""
+        from .download import Remote, download_release, github_tree, release_dir
 
-        root = self.workdir / "downloads" / "mmsafeaware"
-        with urllib.request.urlopen(_TREE_URL) as resp:  # noqa: S310 - fixed https URL
-            tree = json.load(resp)["tree"]
-        for item in tree:
-            m = _DATA_FILE.fullmatch(item["path"])
-            target = root / m.group(1) if m else None
-            if target is not None and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                urllib.request.urlretrieve(_RAW + item["path"], target)  # noqa: S310
+        tree = github_tree(_REPO, _COMMIT, release_dir(self.name, _COMMIT[:12]), self.name)
+        files = [Remote.github(_REPO, _COMMIT, e["path"], dest=m.group(1), git_blob=e["sha"])
+                 for e in tree if (m := _DATA_FILE.fullmatch(e["path"]))]
+        root, self.downloads = download_release(self.name, _COMMIT[:12], files)
         return root
 
     def load(self) -> Iterator[Sample]:
