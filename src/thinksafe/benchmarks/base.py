@@ -43,6 +43,8 @@ class Benchmark(ABC):
     """Subset name -> number of samples."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
+    download_size: ClassVar[str] = ""
+    """What :meth:`download` fetches and how big it is, for ``thinksafe benchmarks show``."""
     rubric_options: ClassVar[tuple[str, ...]] = ()
     """Benchmark-specific ``--judge llm:OPTION`` values, passed to :meth:`rubric` as ``llm:OPTION``."""
 
@@ -138,6 +140,7 @@ class Benchmark(ABC):
             "name": cls.name, "family": cls.family, "title": cls.title, "source": cls.source,
             "metric": cls.metric, "subsets": dict(cls.subsets), "default_subset": cls.default_subset,
             "size": cls.subsets.get(cls.default_subset or "", sum(cls.subsets.values())),
+            "download": cls.download_size,
         }
 
     @classmethod

@@ -62,6 +62,7 @@ _IMAGE_DIRS = {"full": "images/SafeBench", "tiny": "images/SafeBench-Tiny"}
 @register
 class FigStep(Benchmark):
     name = "figstep"
+    download_size = "3 question CSVs, 90 kB (images are rendered)"
     family = "jailbreak"
     title = "FigStep / SafeBench typographic jailbreak"
     source = "https://github.com/ThuCCSLab/FigStep (data/)"

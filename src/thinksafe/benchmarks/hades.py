@@ -155,6 +155,7 @@ class Hades(Benchmark):
     """
 
     name = "hades"
+    download_size = "2 parquet shards, 342 MB + 356 MB"
     family = "jailbreak"
     title = "HADES: harmful keyword typography under adversarially optimised images, 5 scenarios"
     source = "https://huggingface.co/datasets/Monosail/HADES (parquet) or a local JSON/JSONL with image paths"

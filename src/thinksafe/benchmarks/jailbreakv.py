@@ -99,6 +99,8 @@ class JailBreakV(Benchmark):
     """
 
     name = "jailbreakv"
+    download_size = ("the subset's CSV (230 kB mini / 23.2 MB full) and the images its rows name (about 280 for "
+                     "mini; up to 28,000, several GB, for full)")
     family = "jailbreak"
     title = "JailBreakV-28K: LLM-transfer and image-based jailbreaks on 16 safety policies"
     source = "https://huggingface.co/datasets/JailbreakV-28K/JailBreakV-28k (JailBreakV_28K/)"

@@ -130,6 +130,7 @@ class MMSafeAware(Benchmark):
     """
 
     name = "mmsafeaware"
+    download_size = "prompt.txt and 1,453 images, 28 MB"
     family = "awareness"
     title = "MMSafeAware: multimodal safety awareness (unsafe + over-safety)"
     source = "https://github.com/Jarviswang94/MMSafetyAwareness (data/)"

@@ -177,6 +177,8 @@ class MMSafetyBench(Benchmark):
     """
 
     name = "mmsafetybench"
+    download_size = ("one parquet file per selected scenario (Fraud: SD 20.2 MB, SD_TYPO 23.1 MB, TYPO 2.6 MB, "
+                     "Text_only 10 kB; a few hundred MB for all 13)")
     family = "jailbreak"
     title = "MM-SafetyBench: query-relevant images (SD, TYPO, SD+TYPO) across 13 scenarios"
     source = ("https://github.com/isXinLiu/MM-SafetyBench (data/) or "

@@ -174,6 +174,7 @@ class MSSBench(Benchmark):
     """
 
     name = "mssbench"
+    download_size = "combined.json (0.3 MB) and every image it names"
     family = "awareness"
     title = "MSSBench: multimodal situational safety (chat + embodied)"
     source = "https://huggingface.co/datasets/kzhou35/mssbench (code: github.com/eric-ai-lab/MSSBench)"

@@ -332,6 +332,7 @@ class SIUO(Benchmark):
     """
 
     name = "siuo"
+    download_size = "2 JSON files, 0.9 MB; the images (SIUO-images.zip) by hand"
     family = "awareness"
     title = "SIUO: Safe Inputs but Unsafe Output"
     source = "https://github.com/sinwang20/SIUO (data/; images from the authors' drive)"
