@@ -89,8 +89,8 @@ class JailBreakV(Benchmark):
     and bb5902a5e7411898fe6ee7f2793c06c078e642f0 (``evaluate_llamaguard_ours.py`` on
     ``your_inference.csv`` with ``response`` and ``jailbreak_query``), and ``eval.py`` /
     ``evaluate_models/LlamaGuard.py`` of revision 8b490aad74832261dd1a2b191e0ea3555424f483
-    (read through a public copy: the GitHub repository EddyLuo1232/JailBreakV_28K is not
-    in the store here). Remaining deviations from the authors: their script counts a
+    (``eval.py`` read through a verbatim public copy; the GitHub repository
+    EddyLuo1232/JailBreakV_28K was not checked). Remaining deviations from the authors: their script counts a
     response as unsafe when "unsafe" occurs anywhere in the guard's output (else safe when
     "safe" occurs) and the paper divides by all responses; we read the guard's first word
     and leave unreadable verdicts and failed generations out of the denominator (they are
@@ -136,7 +136,8 @@ class JailBreakV(Benchmark):
         with open(release_dir(self.name, version) / index.target, newline="", encoding="utf-8") as f:
             paths = {(row.get("image_path") or "").strip() for row in csv.DictReader(f)}
         # Paths that leave the folder are not fetched (the loader reports those rows).
-        paths = sorted(p for p in paths if p and not PurePosixPath(p).is_absolute() and ".." not in PurePosixPath(p).parts)
+        paths = sorted(p for p in paths
+                       if p and not PurePosixPath(p).is_absolute() and ".." not in PurePosixPath(p).parts)
         images = [Remote.hf(_HF_REPO, _HF_REVISION, f"JailBreakV_28K/{p}") for p in paths]
         root, self.downloads = download_release(self.name, version, [index, *images], missing_ok=True)
         if missing := len(images) + 1 - len(self.downloads["files"]):
