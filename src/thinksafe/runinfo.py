@@ -41,7 +41,8 @@ def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge
         "model": config["model"], "judge": judge.name, "protocol": config.get("protocol"),
         "generation_fingerprint": gen_key, "judge_fingerprint": judge_key,
         "judge_config": judge.fingerprint_config(),
-        "benchmark_files_sha256": bench.fingerprint(),
+        "benchmark_files_sha256": bench.fingerprint(),  # downloads the release first when --data is absent
+        "downloads": bench.downloads,
         "config": config,
         "versions": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

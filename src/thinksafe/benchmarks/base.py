@@ -46,6 +46,10 @@ class Benchmark(ABC):
     """What the size leaves out (e.g. prompts without a published image), for ``thinksafe benchmarks``."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
+    download_size: ClassVar[str] = ""
+    """What :meth:`download` fetches and how big it is, for ``thinksafe benchmarks show``."""
+    rubric_options: ClassVar[tuple[str, ...]] = ()
+    """Benchmark-specific ``--judge llm:OPTION`` values, passed to :meth:`rubric` as ``llm:OPTION``."""
 
     def __init__(self, data: Path | None = None, subset: str | None = None, workdir: Path | None = None,
                  strict: bool = False, protocol: str = "official", limit: int | None = None):
@@ -57,6 +61,8 @@ class Benchmark(ABC):
         self.strict = strict
         self.protocol = protocol
         self.limit = limit
+        self.downloads: dict[str, Any] | None = None
+        """What :meth:`download` fetched (folder, sources, sha256 per file), for ``run.json``."""
 
     def accepts_subset(self, subset: str | None) -> bool:
         """Override for benchmarks whose subsets are combinations (scenarios x image types)."""
@@ -70,7 +76,8 @@ class Benchmark(ABC):
         return self.data
 
     def download(self) -> Path:
-        """Fetch the published files into the cache; used only without ``--data``."""
+        """Fetch the published files into the cache (:mod:`.download`); used only without
+        ``--data``. Sets :attr:`downloads`."""
         raise LoaderError(f"{self.name}: pass --data DIR (no download available)")
 
     @abstractmethod
@@ -136,6 +143,7 @@ class Benchmark(ABC):
             "name": cls.name, "family": cls.family, "title": cls.title, "source": cls.source,
             "metric": cls.metric, "subsets": dict(cls.subsets), "default_subset": cls.default_subset,
             "size": cls.subsets.get(cls.default_subset or ""), "size_note": cls.size_note,
+            "download": cls.download_size,
         }
 
     @classmethod

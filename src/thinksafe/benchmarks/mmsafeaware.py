@@ -51,7 +51,6 @@ Deviations from the authors' code:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -76,8 +75,7 @@ IMAGE_DIRS = ("images", "images2")
 # Prompts the authors' repository has no image for (70 over-safety prompts).
 NO_IMAGE_UPSTREAM = range(2301, 2371)
 _REPO = "Jarviswang94/MMSafetyAwareness"
-_TREE_URL = f"https://api.github.com/repos/{_REPO}/git/trees/HEAD?recursive=1"
-_RAW = f"https://raw.githubusercontent.com/{_REPO}/HEAD/"
+_COMMIT = "500b595c82dfe73d5695bc994d9882a306d2aa1c"
 _DATA_FILE = re.compile(r"data/(prompt\.txt|images2?/\d+\.(?:jpe?g|png|webp))")
 
 
@@ -149,6 +147,7 @@ class YesNoJudge(Judge):
 @register
 class MMSafeAware(Benchmark):
     name = "mmsafeaware"
+    download_size = "prompt.txt and 1,453 images, 28 MB"
     family = "awareness"
     title = "MMSafeAware: multimodal safety awareness (unsafe + over-safety)"
     source = "https://github.com/Jarviswang94/MMSafetyAwareness (data/)"
@@ -165,18 +164,14 @@ class MMSafeAware(Benchmark):
         return [self.prompt_path()]
 
     def download(self) -> Path:
-        """Fetch ``data/prompt.txt`` and the images from the authors' repository."""
-        import urllib.request
+        """Fetch ``data/prompt.txt`` and the images (about 1,450 files, 28 MB) from the authors'
+        repository at a pinned commit; each file is checked against its git blob id."""
+        from .download import Remote, download_release, github_tree, release_dir
 
-        root = self.workdir / "downloads" / "mmsafeaware"
-        with urllib.request.urlopen(_TREE_URL) as resp:  # noqa: S310 - fixed https URL
-            tree = json.load(resp)["tree"]
-        for item in tree:
-            m = _DATA_FILE.fullmatch(item["path"])
-            target = root / m.group(1) if m else None
-            if target is not None and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                urllib.request.urlretrieve(_RAW + item["path"], target)  # noqa: S310
+        tree = github_tree(_REPO, _COMMIT, release_dir(self.name, _COMMIT[:12]), self.name)
+        files = [Remote.github(_REPO, _COMMIT, e["path"], dest=m.group(1), git_blob=e["sha"])
+                 for e in tree if (m := _DATA_FILE.fullmatch(e["path"]))]
+        root, self.downloads = download_release(self.name, _COMMIT[:12], files)
         return root
 
     def load(self) -> Iterator[Sample]:

@@ -74,9 +74,14 @@ from .files import attach_image, load_json
 log = logging.getLogger(__name__)
 
 _HF_REPO = "kzhou35/mssbench"
+# No full commit id of the v1.1 data (commit 429d0cb, Nov 2024) is published where it could be
+# checked, so the branch is pinned by name; run.json records the sha256 of every file fetched.
+# (v1, the paper's data: revision 4d252925b58f1997bc0e8ea339b74ab9343d953d.)
+_HF_REVISION = "main"
 # The hub file is combined.json; the authors' code opens combine.json.
 _DATA_FILES = ("combined.json", "combine.json")
 TASKS = ("chat", "embodied")
+_IMAGE_KEYS = {"chat": ("safe_image_path", "unsafe_image_path"), "embodied": ("safe", "unsafe")}
 CONTEXTS = ("safe", "unsafe")
 
 # The authors' instruction-following ("if") prompts (utils/prompts.py): the
@@ -214,6 +219,7 @@ def is_correct(sample: Sample, judgment: Judgment | None) -> bool | None:
 @register
 class MSSBench(Benchmark):
     name = "mssbench"
+    download_size = "combined.json (0.3 MB) and every image it names"
     family = "awareness"
     title = "MSSBench: multimodal situational safety (chat + embodied)"
     source = "https://huggingface.co/datasets/kzhou35/mssbench (code: github.com/eric-ai-lab/MSSBench)"
@@ -235,11 +241,18 @@ class MSSBench(Benchmark):
         return [self.json_path()]
 
     def download(self) -> Path:
-        """Fetch the dataset repository (JSON + images) with ``huggingface_hub``."""
-        from huggingface_hub import snapshot_download
+        """Fetch ``combined.json`` (0.3 MB) and every image it names from the Hugging Face
+        dataset at :data:`_HF_REVISION`."""
+        from .download import Remote, download_release, fetch, release_dir
 
-        root = self.workdir / "downloads" / "mssbench"
-        snapshot_download(repo_id=_HF_REPO, repo_type="dataset", local_dir=root)
+        index = Remote.hf(_HF_REPO, _HF_REVISION, _DATA_FILES[0])
+        fetch([index], release_dir(self.name, _HF_REVISION), what=self.name, progress=False)
+        data = load_json(release_dir(self.name, _HF_REVISION) / _DATA_FILES[0], dict, "an object")
+        images = sorted({f"{task}/{entry[key]}" for task, keys in _IMAGE_KEYS.items()
+                         for entry in data.get(task) or [] if isinstance(entry, dict)
+                         for key in keys if isinstance(entry.get(key), str) and entry[key]})
+        files = [index, *(Remote.hf(_HF_REPO, _HF_REVISION, path) for path in images)]
+        root, self.downloads = download_release(self.name, _HF_REVISION, files)
         return root
 
     def load(self) -> Iterator[Sample]:

@@ -88,7 +88,14 @@ from .files import attach_image, load_json
 
 log = logging.getLogger(__name__)
 
-_RAW = "https://raw.githubusercontent.com/sinwang20/SIUO/HEAD/data/"
+_REPO, _COMMIT = "sinwang20/SIUO", "18974b65d238ad636d65d238541c7d75279ebb3e"
+_SHA256 = {"siuo_gen.json": "0a65c3443e75d0d6106550d73100753f19fe9fcb415e6ea138d5c7f04d31f228",
+           "siuo_mcqa.json": "91f51da54b92d8bb2c2fa61215d0ed8c77113192d4f909854dd561eaa5953022"}
+IMAGES_BY_HAND = (
+    "SIUO images are not downloadable automatically: download SIUO-images.zip from "
+    "https://drive.google.com/file/d/1U9CNRyMVlFRxMd8rT24SOQhK5G87-E2B/view (or Baidu Netdisk "
+    "https://pan.baidu.com/s/1AuFoOHjorGAjPu-4nrIL0Q?pwd=siuo, code siuo) and unzip it so that the image "
+    "files (e.g. S-01.png) lie directly in {folder}")
 _FILES = {"gen": "siuo_gen.json", "mcqa": "siuo_mcqa.json"}
 _REQUIRED = {"gen": ("question_id", "image", "question", "category", "safety_warning", "reference_answer"),
              "mcqa": ("question_id", "image", "question", "category", "options", "correct_option")}
@@ -368,6 +375,7 @@ def _siuo_judge(bench: Any = None, model: str | None = None, base_url: str | Non
 @register
 class SIUO(Benchmark):
     name = "siuo"
+    download_size = "2 JSON files, 0.9 MB; the images (SIUO-images.zip) by hand"
     family = "awareness"
     title = "SIUO: Safe Inputs but Unsafe Output"
     source = "https://github.com/sinwang20/SIUO (data/; images from the authors' drive)"
@@ -383,15 +391,14 @@ class SIUO(Benchmark):
         return [self.json_path()]
 
     def download(self) -> Path:
-        """Fetch the two JSON files; the images must be downloaded by hand (Google Drive)."""
-        import urllib.request
+        """Fetch the two JSON files at a pinned commit (sha256-checked, 0.9 MB); the images
+        must be fetched by hand (:data:`IMAGES_BY_HAND` says how)."""
+        from .download import Remote, download_release
 
-        root = self.workdir / "downloads" / "siuo"
-        root.mkdir(parents=True, exist_ok=True)
-        for name in _FILES.values():
-            if not (root / name).exists():
-                urllib.request.urlretrieve(_RAW + name, root / name)  # noqa: S310 - fixed https URL
-        log.warning("siuo: images are not downloadable automatically; put them in %s", root / "images")
+        files = [Remote.github(_REPO, _COMMIT, f"data/{name}", dest=name, sha256=sha) for name, sha in _SHA256.items()]
+        root, self.downloads = download_release(self.name, _COMMIT[:12], files)
+        if not (root / "images").is_dir() or not any((root / "images").iterdir()):
+            log.warning("siuo: " + IMAGES_BY_HAND.format(folder=root / "images"))
         return root
 
     def load(self) -> Iterator[Sample]:

@@ -16,12 +16,17 @@ _FONT_CANDIDATES = (
 )
 
 
-@lru_cache(maxsize=8)
 def load_font(size: int = 80, path: str | None = None):
     """(font, name): the first monospace font found, else Pillow's bundled one."""
+    return load_first_font(size, (path,) if path else _FONT_CANDIDATES)
+
+
+@lru_cache(maxsize=8)
+def load_first_font(size: int, candidates: tuple[str, ...]):
+    """(font, file name): the first of ``candidates`` that loads, else Pillow's bundled font."""
     from PIL import ImageFont
 
-    for candidate in ((path,) if path else _FONT_CANDIDATES):
+    for candidate in candidates:
         try:
             return ImageFont.truetype(candidate, size), Path(candidate).name
         except OSError:

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
 
         from ..benchmarks import get_benchmark
 
-        Console().print(get_benchmark(name).protocol_text(), markup=False, highlight=False)
+        cls = get_benchmark(name)
+        Console().print(cls.protocol_text(), markup=False, highlight=False)
+        if cls.download_size:
+            Console().print(f"\nDownload (without --data): {cls.download_size}", markup=False, highlight=False)
 
     app.add_typer(group, name="benchmarks")

@@ -199,7 +199,11 @@ def make_rubric(arg: str, bench: Any = None, protocol: str = "official") -> Rubr
         return TraceRubric(official)
     if arg == "policy" or arg.startswith("policy@"):
         return PolicyRubric(parse_policy_arg(arg))
-    raise ValueError(f"unknown llm rubric {arg!r}; use llm, llm:trace, llm:policy or llm:policy@N (N = 1..5)")
+    own = tuple(getattr(bench, "rubric_options", ()))
+    if arg in own:  # a benchmark's own protocol option (e.g. JailBreakV's judged query)
+        return bench.rubric(f"llm:{arg}")
+    extra = "".join(f", llm:{o}" for o in own)
+    raise ValueError(f"unknown llm rubric {arg!r}; use llm, llm:trace, llm:policy or llm:policy@N (N = 1..5){extra}")
 
 
 @register_judge("llm")
