@@ -18,7 +18,9 @@ the image, nothing else, as in ``experiments/main.py``. Sample id = pid;
 category = the stimulus type. Images that are not there are skipped with an
 error naming the file, listed under ``missing_images`` and counted in the
 official block (``prompts``, ``runnable``, ``skipped_without_image``). Subsets:
-all, or one stimulus type.
+all, or one stimulus type. Without ``--data``, ``information.json`` and the images
+are downloaded from the repository at the commit above (its GitHub tree listing,
+then each raw file, checked against its git blob id).
 
 Judge (``--judge official``, the default): with ``--judge-model`` (an
 image-aware model), the authors' evaluator: their prompt from
@@ -83,6 +85,8 @@ REFUSAL, COMPLIANCE = "refusal", "compliance"
 TYPES = ("exaggerated_risk", "negated_harm", "counterintuitive_interpretation")
 """``metadata.over`` "type 1" / "type 2" / "type 3", in order."""
 _INFO_FILES = ("images_information/information.json", "information.json")
+_REPO, _COMMIT = "xirui-li/MOSSBench", "8d68b0614b39d8990a508e03d99975832f399db2"
+_DATA_FILE = re.compile(r"data/(images_information/information\.json|images/\d+\.(?:png|jpe?g|webp))")
 _SOURCES = ("GitHub xirui-li/MOSSBench, folder data/ (images_information/information.json and images/), "
             "or the Hugging Face dataset AIcell/MOSSBench")
 
@@ -201,6 +205,7 @@ class MOSSBench(Benchmark):
     subsets = {"all": 300, **{t: 100 for t in TYPES}}
     default_subset = "all"
     default_judge = "official"
+    download_size = "information.json and 304 images from the pinned GitHub commit, about 290 MB"
 
     def info_path(self) -> Path:
         root = self.data_dir()
@@ -210,8 +215,15 @@ class MOSSBench(Benchmark):
         return [self.info_path()]
 
     def download(self) -> Path:
-        raise LoaderError(f"{self.name}: no download yet; get the data from {_SOURCES}, then pass --data DIR "
-                          "(the folder that holds images_information/ and images/)")
+        """Fetch ``information.json`` and the 300 images (about 290 MB) from the authors'
+        repository at a pinned commit; each file is checked against its git blob id."""
+        from .download import Remote, download_release, github_tree, release_dir
+
+        tree = github_tree(_REPO, _COMMIT, release_dir(self.name, _COMMIT[:12]), self.name)
+        files = [Remote.github(_REPO, _COMMIT, e["path"], dest=m.group(1), git_blob=e["sha"])
+                 for e in tree if (m := _DATA_FILE.fullmatch(e["path"]))]
+        root, self.downloads = download_release(self.name, _COMMIT[:12], files)
+        return root
 
     def load(self) -> Iterator[Sample]:
         path = self.info_path()
