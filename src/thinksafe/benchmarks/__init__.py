@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from .base import REGISTRY, Benchmark, LoaderError, Result
+from .base import FAMILIES, REGISTRY, Benchmark, LoaderError, Result
+from .base import headline as _headline
 
 # One module per benchmark; imported on first lookup.
 _MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "probes")
@@ -36,4 +37,10 @@ def get_benchmark(name: str) -> type[Benchmark]:
     return registry[name]
 
 
-__all__ = ["PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark"]
+def headline(name: str, family: str | None = None) -> dict[str, str]:
+    """Family, metric kind ("asr" | "accuracy") and goal of a benchmark (see ``base.FAMILIES``)."""
+    _load_all()
+    return _headline(name, family)
+
+
+__all__ = ["FAMILIES", "PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark", "headline"]
