@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
 
         reg = load_registry(registry)
         t = Table(title=f"models ({len(reg.entries)}; `thinksafe models show NAME` for sources)")
-        for col in ("name", "kind", "base", "hub id", "architecture", "output format"):
+        t.add_column("name", no_wrap=True)
+        for col in ("kind", "base", "hub id", "architecture", "output format"):
             t.add_column(col, overflow="fold")
         for e in sorted(reg.entries.values(), key=lambda e: (e["kind"] != "base", e["base"] or e.name, e.name)):
             t.add_row(e.name, e["kind"], e["base"] or "-", e.hub_id, e["architecture"] or "-",

@@ -252,11 +252,13 @@ class Resolved:
 
 
 def explicit_params(ctx: Any) -> set[str]:
-    """Names of the command's parameters the user set (command line or environment)."""
-    from click.core import ParameterSource
+    """Names of the command's parameters the user set (command line or environment).
 
-    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-    return {name for name in ctx.params if ctx.get_parameter_source(name) not in (*defaults, None)}
+    Compared by name: typer ships its own copy of click, so its ``ParameterSource``
+    is not ``click.core.ParameterSource``.
+    """
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return {name for name, src in sources.items() if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 def resolve_model(model: str, settings: GenerationSettings, *, explicit: set[str], base_url: str | None,
