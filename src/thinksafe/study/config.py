@@ -63,6 +63,8 @@ class ModelSpec:
     """The registry entry ``model`` names, if any."""
     registry_base: str | None = None
     """That entry's base (a registry name), if any."""
+    identity: str = ""
+    """The weights it serves: the hub id or path without the backend prefix (finds a tuned model's twin)."""
 
 
 @dataclass
@@ -263,7 +265,8 @@ def _model(d: dict[str, Any], entry: Any, at: str) -> ModelSpec:
         raise UserError(f"{at}: compare_to must be a model name or a list of them")
     spec = ModelSpec(name=name, model=d["model"], role=role, compare_to=list(refs),
                      generation=_generation(d.get("generation"), f"{at}: generation"),
-                     registry_name=entry.name if entry else None, registry_base=entry["base"] if entry else None)
+                     registry_name=entry.name if entry else None, registry_base=entry["base"] if entry else None,
+                     identity=entry.hub_id if entry else d["model"].split("/", 1)[1])
     for key in ("base_url", "served_name", "api_key_env", "adapter", "device", "dtype"):
         if d.get(key) is not None:
             setattr(spec, key, str(_typed(d[key], str, f"{at}: {key}")))
@@ -274,8 +277,6 @@ def _model(d: dict[str, Any], entry: Any, at: str) -> ModelSpec:
         spec.timeout = float(_typed(d["timeout"], (int, float), f"{at}: timeout"))
     if d.get("trust_remote_code") is not None:
         spec.trust_remote_code = _typed(d["trust_remote_code"], bool, f"{at}: trust_remote_code")
-    if spec.model.startswith("openai/") and not spec.base_url:
-        raise UserError(f"{at}: {spec.model} needs a base_url (the server's /v1 URL)")
     return spec
 
 
@@ -284,8 +285,9 @@ def _default_comparisons(models: list[ModelSpec], cfg: StudyConfig) -> None:
 
     A reasoning model is compared with the study model that is its registry
     base, else with the study's only base model. A tuned model is compared with
-    its untuned twin (same ``model``, no adapter) and with what the twin is
-    compared with, else with the only reasoning model, else the only base.
+    its untuned twin (the same weights without an adapter, on the same backend
+    if there is a choice) and with what the twin is compared with, else with the
+    only reasoning model, else the only base.
     """
     by_registry = {m.registry_name: m for m in models if m.registry_name and not m.adapter}
     bases = [m for m in models if m.role == "base"]
@@ -300,7 +302,7 @@ def _default_comparisons(models: list[ModelSpec], cfg: StudyConfig) -> None:
                 m.compare_to = [bases[0].name]
     for m in models:
         if m.role == "tuned" and not m.compare_to:
-            twin = next((t for t in models if t.model == m.model and not t.adapter and t.role != "tuned"), None)
+            twin = _twin(m, models)
             if twin is not None:
                 m.compare_to = [twin.name, *twin.compare_to]
             elif len(reasoning) == 1:
@@ -311,3 +313,11 @@ def _default_comparisons(models: list[ModelSpec], cfg: StudyConfig) -> None:
         if m.role != "base" and not m.compare_to:
             cfg.warnings.append(f"{m.name} is compared with nothing: set its compare_to")
 
+
+def _twin(m: ModelSpec, models: list[ModelSpec]) -> ModelSpec | None:
+    same = [t for t in models if t is not m and t.role != "tuned" and not t.adapter and t.identity == m.identity]
+    return next((t for t in same if _backend(t) == _backend(m)), same[0] if same else None)
+
+
+def _backend(m: ModelSpec) -> str:
+    return "openai" if m.model.startswith("openai/") or (m.registry_name and m.base_url) else "hf"

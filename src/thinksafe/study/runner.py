@@ -206,9 +206,11 @@ class _Display:
             return None, lambda: None
         progress = self.progress
         task = progress.add_task(job.label, total=None)
+        sized = []
 
         def advance(n: int, total: int | None) -> None:
-            if total and progress.tasks[task].total is None:
+            if total and not sized:
+                sized.append(total)
                 progress.update(task, total=total)
             progress.advance(task, n)
 
