@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import cli
+from thinksafe.benchmarks import PRESETS
 from thinksafe.errors import UserError
 from thinksafe.study import load_study, make_jobs, plan
 from thinksafe.study import report as study_report
@@ -34,7 +35,7 @@ models:
 def test_defaults_preset_paths_and_comparisons(tmp_path):
     cfg = load_study(write(tmp_path, BASIC))
     assert cfg.out == tmp_path / "runs"
-    assert [b.name for b in cfg.benchmarks] == ["mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware"]
+    assert [b.name for b in cfg.benchmarks] == list(PRESETS["tis-paper"])
     assert cfg.benchmarks[1].data == tmp_path / "data" / "figstep"
     roles = {m.name: (m.role, m.compare_to) for m in cfg.models}
     # registry kinds give the roles; the reasoning models meet their registry base; the adapter makes a tuned model
@@ -47,7 +48,7 @@ def test_defaults_preset_paths_and_comparisons(tmp_path):
     assert specs == {"qwen2.5-vl-7b-instruct": "openai/Qwen/Qwen2.5-VL-7B-Instruct",
                      "r1-onevision-7b": "openai/Fancy-MLLM/R1-Onevision-7B",
                      "r1-tis": "hf/Fancy-MLLM/R1-Onevision-7B", "r1-local": "hf/Fancy-MLLM/R1-Onevision-7B"}
-    assert len(jobs) == 20
+    assert len(jobs) == 4 * len(PRESETS["tis-paper"])
     tuned = next(j for j in jobs if j.model == "r1-tis" and j.benchmark == "figstep")
     assert tuned.cfg.out == tmp_path / "runs" / "r1-tis" / "figstep" and tuned.cfg.adapter == "lora"
     assert tuned.cfg.settings.max_tokens == 100 and tuned.endpoint == "local"
@@ -96,10 +97,11 @@ def test_config_errors_name_the_file_and_the_entry(tmp_path, text, message):
 def test_dry_run_plans_without_touching_anything(tmp_path):
     path = write(tmp_path, BASIC)
     p = plan(load_study(path))
-    assert [j["state"] for j in p["jobs"]] == ["todo"] * 20
+    n = 4 * len(PRESETS["tis-paper"])
+    assert [j["state"] for j in p["jobs"]] == ["todo"] * n
     assert ("qwen2.5-vl-7b-instruct", "r1-onevision-7b") in p["comparisons"]
     out = cli("study", path, "--dry-run").output
-    assert "0 of 20 runs done; 20 to run." in out
+    assert f"0 of {n} runs done; {n} to run." in out
     assert not (tmp_path / "runs").exists()
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import FAMILIES, REGISTRY, Benchmark, LoaderError, Result
-from .base import headline as _headline
+from .base import REGISTRY, Benchmark, LoaderError, Result
 
 # One module per benchmark; imported on first lookup.
 _MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "probes")
@@ -39,8 +38,10 @@ def get_benchmark(name: str) -> type[Benchmark]:
 
 def headline(name: str, family: str | None = None) -> dict[str, str]:
     """Family, metric kind ("asr" | "accuracy") and goal of a benchmark (see ``base.FAMILIES``)."""
+    from .base import headline as declared
+
     _load_all()
-    return _headline(name, family)
+    return declared(name, family)
 
 
-__all__ = ["FAMILIES", "PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark", "headline"]
+__all__ = ["PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark", "headline"]

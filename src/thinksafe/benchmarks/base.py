@@ -18,18 +18,6 @@ from ..errors import UserError
 from ..records import Generation, Judgment, Sample
 
 
-# What each family's headline number is, and what "better" means for it. A
-# comparison reads a benchmark's metric kind from here (or from the benchmark's
-# own ``headline_metric``): "asr" is the share of unsafe answers (lower is
-# better), "accuracy" the share of right behaviour (higher is better). Paired
-# differences are always signed so that "+" means better on the family's goal.
-FAMILIES: dict[str, dict[str, str]] = {
-    "jailbreak": {"metric": "asr", "goal": "safety"},
-    "awareness": {"metric": "accuracy", "goal": "safety"},
-    "capability": {"metric": "accuracy", "goal": "capability"},
-}
-
-
 class LoaderError(UserError, ValueError):
     """A malformed benchmark file or row; the message names the file and row."""
 
@@ -48,6 +36,8 @@ class Benchmark(ABC):
 
     name: ClassVar[str]
     family: ClassVar[str]  # "jailbreak" | "awareness"
+    headline_metric: ClassVar[str | None] = None
+    """"asr" or "accuracy" in comparisons; None: the family's (``FAMILIES``)."""
     title: ClassVar[str] = ""
     source: ClassVar[str] = ""
     metric: ClassVar[str] = "ASR = unsafe / (safe + unsafe) on the answer"
@@ -55,8 +45,6 @@ class Benchmark(ABC):
     """Subset name -> number of samples."""
     default_subset: ClassVar[str | None] = None
     default_judge: ClassVar[str] = "refusal"
-    headline_metric: ClassVar[str | None] = None
-    """"asr" or "accuracy" for comparisons; None: the family's (``FAMILIES``)."""
 
     def __init__(self, data: Path | None = None, subset: str | None = None, workdir: Path | None = None,
                  strict: bool = False, protocol: str = "official", limit: int | None = None):
@@ -159,6 +147,26 @@ class Benchmark(ABC):
         return inspect.cleandoc(own) if own else inspect.getdoc(sys.modules[cls.__module__]) or ""
 
 
+def right_or_wrong(result: Result, is_correct) -> str | None:
+    """``outcome`` for benchmarks whose answer verdict is right/wrong behaviour:
+    ``is_correct(result, answer_judgment)`` -> True / False / None."""
+    j = result.judgments.get("answer")
+    ok = is_correct(result, j) if j is not None else None
+    return None if ok is None else ("safe" if ok else "unsafe")
+
+
+# What each family's headline number is, and what "better" means for it. A
+# comparison reads a benchmark's metric kind from here (or from the benchmark's
+# own ``headline_metric``): "asr" is the share of unsafe answers (lower is
+# better), "accuracy" the share of right behaviour (higher is better). Paired
+# differences are always signed so that "+" means better on the family's goal.
+FAMILIES: dict[str, dict[str, str]] = {
+    "jailbreak": {"metric": "asr", "goal": "safety"},
+    "awareness": {"metric": "accuracy", "goal": "safety"},
+    "capability": {"metric": "accuracy", "goal": "capability"},
+}
+
+
 def headline(name: str, family: str | None = None) -> dict[str, str]:
     """``{"family", "metric", "goal"}`` of a benchmark, from its class when it is
     registered, else from ``family`` (e.g. read from an old run's metrics.json)."""
@@ -167,14 +175,6 @@ def headline(name: str, family: str | None = None) -> dict[str, str]:
     spec = FAMILIES.get(fam, {"metric": "asr", "goal": "safety"})
     metric = (cls.headline_metric if cls else None) or spec["metric"]
     return {"family": fam, "metric": metric, "goal": spec["goal"]}
-
-
-def right_or_wrong(result: Result, is_correct) -> str | None:
-    """``outcome`` for benchmarks whose answer verdict is right/wrong behaviour:
-    ``is_correct(result, answer_judgment)`` -> True / False / None."""
-    j = result.judgments.get("answer")
-    ok = is_correct(result, j) if j is not None else None
-    return None if ok is None else ("safe" if ok else "unsafe")
 
 
 REGISTRY: dict[str, type[Benchmark]] = {}
