@@ -11,12 +11,12 @@ on different endpoints run in parallel threads.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,7 +259,23 @@ def run_jobs(jobs: list[Job], quiet: bool = False, skip_done: bool = True) -> li
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         groups.setdefault(job.endpoint, []).append(job)
-    with _Display(quiet) as display, ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
-        results = list(pool.map(lambda g: _run_group(g, display, skip_done), groups.values()))
-    by_job = {id(o.job): o for group in results for o in group}
+    results: list[list[Outcome] | BaseException] = []
+    with _Display(quiet) as display:
+        def work(group: list[Job]) -> None:
+            try:
+                results.append(_run_group(group, display, skip_done))
+            except BaseException as exc:  # re-raised below, in the main thread
+                results.append(exc)
+
+        # Daemon threads: Ctrl-C ends the process at once; every finished result is already committed.
+        threads = [threading.Thread(target=work, args=(g,), daemon=True) for g in groups.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    by_job = {id(o.job): o for group in results for o in group}  # type: ignore[union-attr]
     return [by_job[id(j)] for j in jobs]
