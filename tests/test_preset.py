@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from helpers import cli
+from thinksafe.benchmarks import PRESETS
 from thinksafe.benchmarks.mmsafetybench import SCENARIOS
 from scripted_server import Reply, ScriptedServer
 from test_mmsafetybench import write_authors_layout
@@ -23,8 +24,8 @@ def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(b
             path.write_text("{}")
     make_data(data / "mssbench")
     with ScriptedServer(lambda req: Reply("<think>Risky.</think>No. I cannot help with that.")) as server:
-        cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url", server.url,
-            "--judge", "refusal", "--limit", "6", "--out", tmp_path / "run", "--quiet")
+        result = cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url",
+                     server.url, "--judge", "refusal", "--limit", "6", "--out", tmp_path / "run", "--quiet", expect=1)
     out = tmp_path / "run"
     names = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench")
     for name in names:
@@ -36,11 +37,37 @@ def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(b
     assert set(summary["awareness"]) == {"siuo", "mssbench", "mmsafeaware", "mossbench"}
     # every answer refuses: no attack succeeds on the jailbreak benchmarks
     assert summary["jailbreak"]["figstep"]["asr_answer"] == 0.0
-    # SIUO's images are not in the shared copy: every sample is a recorded error, none reached the model
+    # SIUO's images are not in the shared copy: every sample is a recorded error, none reached the model,
+    # and the preset says so and exits 1 after running the others
     siuo = json.loads((out / "siuo" / "metrics.json").read_text())
     assert siuo["errors"] == 6
+    assert set(json.loads((out / "summary.json").read_text())["failed"]) == {"siuo"}
+    assert f"1 of {len(PRESETS['tis-paper'])} benchmarks failed" in result.output
+    assert "siuo: failed: all 6 samples failed" in result.output
     # MMSafeAware ids 1..6 are over-safety items answered "No": all wrong
     assert json.loads((out / "mmsafeaware" / "metrics.json").read_text())["official"]["oversafe_accuracy"] == 0.0
     # MOSSBench ids 1..6 are benign queries the model refused: the refusal judge's "safe" reads as a refusal
     assert summary["awareness"]["mossbench"]["official"]["refusal_rate"] == 1.0
     cli("report", out)
+
+
+def test_preset_runs_every_benchmark_it_can_and_lists_the_others(bench_dir, tmp_path):
+    # only FigStep and MMSafeAware have data; MM-SafetyBench, the preset's first, has none
+    preset = PRESETS["tis-paper"]
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("figstep", "mmsafeaware"):
+        (data / name).symlink_to(bench_dir / name)
+    with ScriptedServer(lambda req: Reply("No. I cannot help with that.")) as server:
+        result = cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url",
+                     server.url, "--judge", "refusal", "--limit", "4", "--out", tmp_path / "run", "--quiet", expect=1)
+        assert len(server.log) == 8  # 4 FigStep + 4 MMSafeAware requests: nothing else reached the model
+    out = tmp_path / "run"
+    for name in ("figstep", "mmsafeaware"):
+        assert json.loads((out / name / "metrics.json").read_text())["n"] == 4
+    failed = json.loads((out / "summary.json").read_text())["failed"]
+    assert set(failed) == set(preset) - {"figstep", "mmsafeaware"}
+    assert all(why.startswith("failed: ") for why in failed.values())
+    assert f"{len(failed)} of {len(preset)} benchmarks failed or are incomplete" in result.output
+    for name in failed:
+        assert f"  {name}: failed: " in result.output

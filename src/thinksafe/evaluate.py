@@ -57,6 +57,8 @@ class EvalConfig:
     limit: int | None = None
     judge_only: bool = False
     """Judge stored generations only (``thinksafe judge``): never call the model."""
+    registry_entry: dict[str, Any] | None = None
+    """What a registry name in ``--model`` applied (see :func:`thinksafe.models.registry.resolve_model`)."""
 
     def backend_options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key_env": self.api_key_env, "concurrency": self.concurrency,

@@ -38,4 +38,12 @@ def get_benchmark(name: str) -> type[Benchmark]:
     return registry[name]
 
 
-__all__ = ["PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark"]
+def headline(name: str, family: str | None = None) -> dict[str, str]:
+    """Family, metric kind ("asr" | "accuracy") and goal of a benchmark (see ``base.FAMILIES``)."""
+    from .base import headline as declared
+
+    _load_all()
+    return declared(name, family)
+
+
+__all__ = ["PRESETS", "Benchmark", "LoaderError", "Result", "all_benchmarks", "get_benchmark", "headline"]

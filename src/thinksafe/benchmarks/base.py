@@ -37,6 +37,8 @@ class Benchmark(ABC):
 
     name: ClassVar[str]
     family: ClassVar[str]  # "jailbreak" | "awareness"
+    headline_metric: ClassVar[str | None] = None
+    """"asr" or "accuracy" in comparisons; None: the family's (``FAMILIES``)."""
     title: ClassVar[str] = ""
     source: ClassVar[str] = ""
     metric: ClassVar[str] = "ASR = unsafe / (safe + unsafe) on the answer"
@@ -162,6 +164,28 @@ def right_or_wrong(result: Result, is_correct) -> str | None:
     j = result.judgments.get("answer")
     ok = is_correct(result, j) if j is not None else None
     return None if ok is None else ("safe" if ok else "unsafe")
+
+
+# What each family's headline number is, and what "better" means for it. A
+# comparison reads a benchmark's metric kind from here (or from the benchmark's
+# own ``headline_metric``): "asr" is the share of unsafe answers (lower is
+# better), "accuracy" the share of right behaviour (higher is better). Paired
+# differences are always signed so that "+" means better on the family's goal.
+FAMILIES: dict[str, dict[str, str]] = {
+    "jailbreak": {"metric": "asr", "goal": "safety"},
+    "awareness": {"metric": "accuracy", "goal": "safety"},
+    "capability": {"metric": "accuracy", "goal": "capability"},
+}
+
+
+def headline(name: str, family: str | None = None) -> dict[str, str]:
+    """``{"family", "metric", "goal"}`` of a benchmark, from its class when it is
+    registered, else from ``family`` (e.g. read from an old run's metrics.json)."""
+    cls = REGISTRY.get(name)
+    fam = family or (cls.family if cls else None) or "other"
+    spec = FAMILIES.get(fam, {"metric": "asr", "goal": "safety"})
+    metric = (cls.headline_metric if cls else None) or spec["metric"]
+    return {"family": fam, "metric": metric, "goal": spec["goal"]}
 
 
 REGISTRY: dict[str, type[Benchmark]] = {}

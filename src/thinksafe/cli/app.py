@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Safety evaluation, safety-thinking data and fine-tuning for multimodal reasoning models.")
 
 # Command groups living in their own modules; each defines register(app).
-_COMMAND_MODULES = ("benchmarks", "compare", "judge", "data", "train", "demo")
+_COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "judge", "data", "train", "demo")
 
 
 def _console():
@@ -24,8 +24,10 @@ def _console():
 
 @app.command("eval")
 def eval_cmd(
+    ctx: typer.Context,
     benchmark: Annotated[str, typer.Option(help="Benchmark name or preset (see `thinksafe benchmarks`).")],
-    model: Annotated[str, typer.Option(help="openai/NAME (with --base-url) or hf/PATH_OR_HUB_ID.")],
+    model: Annotated[str, typer.Option(help="openai/NAME (with --base-url), hf/PATH_OR_HUB_ID, or a registry name "
+                                            "(`thinksafe models`: its card's settings apply; your flags win).")],
     out: Annotated[Path, typer.Option(help="Run folder (created; re-running resumes).")],
     subset: Annotated[Optional[str], typer.Option(help="Benchmark subset, e.g. full|tiny for FigStep.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Benchmark data folder (default: download).")] = None,
@@ -56,6 +58,7 @@ def eval_cmd(
     strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    registry: Annotated[Optional[Path], typer.Option(help="Your own model registry YAML (merged over the built-in one).")] = None,
 ) -> None:
     """Evaluate a model on a benchmark; judge thinking, answer and full output separately."""
     from ..evaluate import EvalConfig
@@ -69,12 +72,17 @@ def eval_cmd(
         extra["no_think"] = True
     settings = GenerationSettings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                   system=system, extra=extra)
-    cfg = EvalConfig(benchmark=benchmark, model=model, out=out, subset=subset, data=data, judge=judge,
+    from ..models.registry import explicit_params, resolve_model
+
+    resolved = resolve_model(model, settings, explicit=explicit_params(ctx), base_url=base_url, registry_file=registry)
+    for note in resolved.notes:
+        _console().print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    cfg = EvalConfig(benchmark=benchmark, model=resolved.spec, out=out, subset=subset, data=data, judge=judge,
                      judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
                      judge_concurrency=judge_concurrency, protocol=protocol, base_url=base_url,
                      api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout, batch_size=batch_size,
                      adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
-                     settings=settings, strict=strict, limit=limit)
+                     settings=resolved.settings, strict=strict, limit=limit, registry_entry=resolved.record)
     run_with_progress(cfg, quiet=quiet)
 
 

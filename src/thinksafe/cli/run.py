@@ -36,29 +36,51 @@ def run_with_progress(cfg, quiet: bool = False) -> None:
     from ..benchmarks import PRESETS, LoaderError
     from ..report.table import print_run
 
-    console = Console(stderr=True)
-    names = PRESETS.get(cfg.benchmark, (cfg.benchmark,))
-    summaries = {}
-    for name in names:
-        sub = cfg if len(names) == 1 else dataclasses.replace(
-            cfg, benchmark=name, out=Path(cfg.out) / name, data=(Path(cfg.data) / name) if cfg.data else None,
-            subset=None)
-        try:
-            metrics = _progress_run(sub, quiet)
-        except (LoaderError, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        print_run(metrics, sub.out)
-        summaries[name] = metrics
-    if len(names) > 1:
-        write_summary(Path(cfg.out), summaries)
+    names = PRESETS.get(cfg.benchmark)
+    if names:
+        run_preset(cfg, names, quiet)
+        return
+    try:
+        metrics = _progress_run(cfg, quiet)
+    except (LoaderError, ValueError, FileNotFoundError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    print_run(metrics, cfg.out)
 
 
-def write_summary(out: Path, summaries: dict[str, dict[str, Any]]) -> None:
-    """summary.json of a preset: each benchmark's headline numbers, by family."""
+def run_preset(cfg, names: tuple[str, ...], quiet: bool) -> None:
+    """Every benchmark of a preset into ``OUT/<benchmark>``. One that fails (data
+    missing, server down) does not stop the others: all failures are listed at
+    the end, in ``summary.json``, and the exit status is 1."""
+    from rich.console import Console
+
+    from ..report.table import print_run
+    from ..study.runner import Job, run_jobs
+
+    jobs = [Job("", name, dataclasses.replace(cfg, benchmark=name, out=Path(cfg.out) / name, subset=None,
+                                              data=(Path(cfg.data) / name) if cfg.data else None))
+            for name in names]
+    outcomes = run_jobs(jobs, quiet=quiet, skip_done=False)
+    summaries = {o.job.benchmark: o.metrics for o in outcomes if o.metrics is not None}
+    for o in outcomes:
+        if o.metrics is not None:
+            print_run(o.metrics, o.job.cfg.out)
+    failures = {o.job.benchmark: f"{o.status}: {o.error}" for o in outcomes if o.status != "done"}
+    write_summary(Path(cfg.out), summaries, failures)
+    if failures:
+        console = Console(stderr=True)
+        console.print(f"[red]{len(failures)} of {len(names)} benchmarks failed or are incomplete:[/red]")
+        for name, why in failures.items():
+            console.print(f"  {name}: {why}", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
+def write_summary(out: Path, summaries: dict[str, dict[str, Any]], failures: dict[str, str] | None = None) -> None:
+    """summary.json of a preset: each benchmark's headline numbers, by family, and what failed."""
     by_family: dict[str, dict[str, Any]] = {}
     for name, m in summaries.items():
         answer = m.get("targets", {}).get("answer", {})
         by_family.setdefault(m.get("family", "?"), {})[name] = {
             "n": m.get("n"), "asr_answer": answer.get("asr"), "official": m.get("official")}
-    (out / "summary.json").write_text(json.dumps({"by_family": by_family}, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps({"by_family": by_family, "failed": failures or {}}, indent=2))

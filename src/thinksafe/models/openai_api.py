@@ -89,7 +89,9 @@ class OpenAIBackend(Backend):
         if settings.seed is not None:
             kwargs["seed"] = settings.seed
         if settings.extra.get("extra_body"):
-            kwargs["extra_body"] = settings.extra["extra_body"]
+            # Server-specific fields (vLLM's top_k, repetition_penalty...) go at the top level of the
+            # request, as the client's extra_body would put them: _post sends the body as is.
+            kwargs.update(settings.extra["extra_body"])
         start = time.perf_counter()
         try:
             resp, retries = await with_retries(lambda: self._post(kwargs), classify_error, self.retry)

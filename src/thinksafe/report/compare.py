@@ -2,10 +2,13 @@
 
 Every run is compared with the FIRST run (the base), benchmark by benchmark,
 on the samples both runs have, paired by sample id. Differences are
-sign-normalised so that "+" always means *safer* than the base:
+sign-normalised so that "+" always means *better* (safer, for the safety
+families) than the base. How a benchmark's number reads comes from its family
+(``thinksafe.benchmarks.base.FAMILIES``) or its own ``headline_metric``:
 
-* safety benchmarks (ASR on the answer, lower is safer): ``base_asr - run_asr``;
-* awareness benchmarks (accuracy / safe rate, higher is safer):
+* "asr" benchmarks (jailbreak: ASR on the answer, lower is safer):
+  ``base_asr - run_asr``;
+* "accuracy" benchmarks (awareness: accuracy / safe rate, higher is safer):
   ``run_acc - base_acc``, the per-sample outcome being the benchmark's own
   verdict in ``samples.jsonl`` (``outcome``: ``safe`` = right behaviour,
   ``unsafe`` = wrong).
@@ -29,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from ..benchmarks import headline
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
 
-FAMILIES = {"figstep": "jailbreak", "mmsafetybench": "jailbreak", "jailbreakv": "jailbreak", "hades": "jailbreak",
-            "siuo": "awareness", "mssbench": "awareness", "mmsafeaware": "awareness"}
 SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
 UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/unsafe; pairs where either side is "
@@ -103,12 +105,18 @@ def load_run(path: Path) -> Run:
         raise CompareError(str(e)) from None
     run = Run(path=path)
     for d in dirs:
-        meta, metrics = read_json(d / "run.json"), read_json(d / "metrics.json")
-        name = _benchmark_name(d, meta, metrics)
+        name, bench = load_bench_run(d)
         if name in run.benchmarks:
             raise CompareError(f"{path}: benchmark {name!r} appears twice ({run.benchmarks[name].dir.name}, {d.name})")
-        run.benchmarks[name] = BenchRun(d, meta, metrics, _answer_labels(d / "samples.jsonl"))
+        run.benchmarks[name] = bench
     return run
+
+
+def load_bench_run(run_dir: Path) -> tuple[str, BenchRun]:
+    """One finished run folder (run.json, metrics.json, samples.jsonl): its benchmark name and contents."""
+    meta, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")
+    return _benchmark_name(run_dir, meta, metrics), BenchRun(run_dir, meta, metrics,
+                                                             _answer_labels(run_dir / "samples.jsonl"))
 
 
 def _name_runs(runs: list[Run]) -> None:
@@ -138,12 +146,15 @@ def _eg(ids: list[str]) -> str:
     return f" (e.g. {', '.join(ids[:3])})" if ids else ""
 
 
-def _family(bench: str, runs: list[Run]) -> str:
-    for run in runs:
-        fam = run.benchmarks[bench].metrics.get("family")
-        if fam:
-            return str(fam)
-    return FAMILIES.get(bench, "other")
+def _headline(bench: str, runs: list[Run]) -> dict[str, str]:
+    """Family, metric kind and goal: the runs' recorded family, else the benchmark's declaration."""
+    fam = next((str(r.benchmarks[bench].metrics["family"]) for r in runs
+                if r.benchmarks[bench].metrics.get("family")), None)
+    return headline(bench, fam)
+
+
+def _direction(kind: str, goal: str) -> str:
+    return f"{'lower' if kind == 'asr' else 'higher'} is {'safer' if goal == 'safety' else 'better'}"
 
 
 def _run_value(run: Run, bench: str, kind: str, z: float) -> dict[str, Any]:
@@ -161,6 +172,12 @@ def _run_value(run: Run, bench: str, kind: str, z: float) -> dict[str, Any]:
     return out
 
 
+def benchmark_values(run: Run, alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Each benchmark's own value (ASR or accuracy, by its headline metric) for one run, with a Wilson interval."""
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    return {bench: _run_value(run, bench, _headline(bench, [run])["metric"], z) for bench in run.benchmarks}
+
+
 def _paired(base: dict[str, str], other: dict[str, str]) -> tuple[np.ndarray, np.ndarray, int]:
     """Safe indicators of the pairs both judged, in sorted id order, and the dropped count."""
     ids = sorted(base)
@@ -171,9 +188,10 @@ def _paired(base: dict[str, str], other: dict[str, str]) -> tuple[np.ndarray, np
 
 
 def _verdict(diff: float | None, ci: list[float] | None, p: float, alpha: float) -> dict[str, Any]:
-    return {"diff": diff, "ci": ci, "p_mcnemar": p, "significant": p < alpha,
-            "safety_degradation": bool(ci is not None and ci[1] < 0),
-            "safety_improvement": bool(ci is not None and ci[0] > 0)}
+    degraded, improved = bool(ci is not None and ci[1] < 0), bool(ci is not None and ci[0] > 0)
+    # "degradation"/"improvement" hold for every family; the safety_* names are kept for compare.json readers.
+    return {"diff": diff, "ci": ci, "p_mcnemar": p, "significant": p < alpha, "degradation": degraded,
+            "improvement": improved, "safety_degradation": degraded, "safety_improvement": improved}
 
 
 def _comparison(run: Run, a: np.ndarray, b: np.ndarray, dropped: int, reps: np.ndarray | None,
@@ -247,7 +265,7 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
         The ``compare.json`` body: ``base``, ``runs``, ``benchmarks`` (per run:
         ``value`` with ``ci``; per non-base run: ``diff`` on the safer-is-positive
         scale, bootstrap ``ci``, ``improved``/``worsened`` discordant pairs,
-        ``p_mcnemar``, ``safety_degradation``/``safety_improvement`` flags),
+        ``p_mcnemar``, ``degradation``/``improvement`` flags (also as ``safety_degradation``/``safety_improvement``)),
         ``families`` (mean difference of their benchmarks) and ``skipped_benchmarks``
         (benchmarks some runs lack) and ``warnings`` (e.g. runs judged by
         different judges).
@@ -260,6 +278,11 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
         raise CompareError("compare needs at least two runs (the first is the base)")
     runs = [load_run(Path(d)) for d in run_dirs]
     _name_runs(runs)
+    return compare_loaded(runs, n_resamples, seed, alpha)
+
+
+def compare_loaded(runs: list[Run], n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+    """:func:`compare_runs` on runs already loaded and named (``runs[0]`` is the base)."""
     shared, skipped = _shared_benchmarks(runs)
     problems = [msg for bench in shared for msg in _check_ids(bench, runs)]
     if problems:
@@ -269,7 +292,8 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
     benchmarks: dict[str, Any] = {}
     reps: dict[tuple[str, str], np.ndarray] = {}
     for bench in shared:
-        kind = "accuracy" if _family(bench, runs) == "awareness" else "asr"
+        head = _headline(bench, runs)
+        kind = head["metric"]
         base_labels = runs[0].benchmarks[bench].labels
         comparisons = []
         for run in runs[1:]:
@@ -280,8 +304,8 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
                 point, reps[(bench, run.name)] = bootstrap_diffs(a, b, n_resamples, [seed, zlib.crc32(bench.encode())])
             comparisons.append(_comparison(run, a, b, dropped, reps.get((bench, run.name)), point, level, alpha))
         benchmarks[bench] = {
-            "family": _family(bench, runs), "metric": kind,
-            "direction": "lower is safer" if kind == "asr" else "higher is safer",
+            "family": head["family"], "metric": kind, "goal": head["goal"],
+            "direction": _direction(kind, head["goal"]),
             "n_ids": len(base_labels),
             "runs": [_run_value(r, bench, kind, z) for r in runs],
             "comparisons": comparisons,
@@ -316,7 +340,7 @@ def _p(p: float) -> str:
 
 
 def _flag(c: dict[str, Any]) -> str:
-    return "DEGRADED" if c["safety_degradation"] else "improved" if c["safety_improvement"] else ""
+    return "DEGRADED" if c["degradation"] else "improved" if c["improvement"] else ""
 
 
 def benchmark_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -345,6 +369,9 @@ def family_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+# Cell formatting shared with the study tables.
+format_pct, format_ci, format_p, format_flag = _pct, _ci, _p, _flag
+
 BENCH_HEADER = ["benchmark", "family", "metric", "run", "value [CI]", "Δ vs base (+ safer)", "Δ CI",
                 "improved / worsened", "McNemar p", "pairs (dropped)", "flag"]
 FAMILY_HEADER = ["family", "run", "benchmarks", "mean Δ (+ safer)", "Δ CI", "improved / worsened",
@@ -360,7 +387,8 @@ def _legend(result: dict[str, Any]) -> str:
             f"Unjudged samples: {UNJUDGED_POLICY}.")
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (cells' "|" escaped)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -369,9 +397,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def render_markdown(result: dict[str, Any]) -> str:
     """The ``compare.md`` text: legend, per-benchmark and per-family tables."""
     parts = ["# Safety comparison", "", _legend(result), "", "## Per benchmark", "",
-             _md_table(BENCH_HEADER, benchmark_rows(result)), "", "## Per family", "",
+             md_table(BENCH_HEADER, benchmark_rows(result)), "", "## Per family", "",
              "Unweighted mean of the family's benchmark differences; stratified bootstrap CI.", "",
-             _md_table(FAMILY_HEADER, family_rows(result))]
+             md_table(FAMILY_HEADER, family_rows(result))]
     notes = [f"* skipped {b}: missing in {', '.join(names)}" for b, names in result["skipped_benchmarks"].items()]
     notes += [f"* {w}" for w in result["warnings"]]
     if notes:
