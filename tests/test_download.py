@@ -15,6 +15,7 @@ from thinksafe.benchmarks.download import DownloadError, Remote, cache_root, fet
 from thinksafe.errors import UserError
 
 from file_server import FileServer, closed_port_url
+from scripted_server import Reply, ScriptedServer
 
 BODY = bytes(range(256)) * 4096  # 1 MiB: more than one read chunk would hold if CHUNK were small
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -228,8 +229,10 @@ def test_tis_paper_without_data_tries_the_downloads(monkeypatch, tmp_path: Path)
     monkeypatch.setenv("HF_ENDPOINT", dead)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache"))
-    result = cli("eval", "--benchmark", "tis-paper", "--model", "openai/x", "--base-url", dead + "/v1",
-                 "--out", tmp_path / "run", "--quiet", expect=2)
+    with ScriptedServer(lambda req: Reply("I cannot help with that.")) as server:
+        result = cli("eval", "--benchmark", "tis-paper", "--model", "openai/x", "--base-url", server.url,
+                     "--out", tmp_path / "run", "--quiet", expect=1)
     output = result.output.replace("\n", "")  # the console wraps long lines
     assert f"cannot download {dead}/datasets/PKU-Alignment/MM-SafetyBench/resolve/main/data/" in output
+    assert f"cannot download {dead}/ThuCCSLab/FigStep/" in output  # every benchmark tried, not only the first
     assert "pass --data DIR" in output and "Traceback" not in output

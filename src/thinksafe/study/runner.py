@@ -218,7 +218,10 @@ class _Display:
 
     def finished(self, o: Outcome) -> None:
         style = {"done": "green", "partial": "yellow", "failed": "red"}[o.status]
-        what = "already done" if not o.ran else f"{o.status} in {o.seconds:.1f} s"
+        if o.ran:
+            what = f"{o.status} in {o.seconds:.1f} s"
+        else:
+            what = "already done" if o.status == "done" else o.status
         note = f": {o.error}" if o.error else ""
         self.console.print(f"[{style}]{o.job.label}[/{style}] {what}{note}", highlight=False)
 
