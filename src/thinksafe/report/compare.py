@@ -32,9 +32,8 @@ import numpy as np
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
+from .runs import FAMILIES, unique_names
 
-FAMILIES = {"figstep": "jailbreak", "mmsafetybench": "jailbreak", "jailbreakv": "jailbreak", "hades": "jailbreak",
-            "siuo": "awareness", "mssbench": "awareness", "mmsafeaware": "awareness"}
 SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
 UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/unsafe; pairs where either side is "
@@ -112,12 +111,7 @@ def load_run(path: Path) -> Run:
 
 
 def _name_runs(runs: list[Run]) -> None:
-    names = [r.path.name or str(r.path) for r in runs]
-    if len(set(names)) < len(names):
-        names = [str(r.path) for r in runs]
-    if len(set(names)) < len(names):
-        names = [f"{n}#{i}" for i, n in enumerate(names)]
-    for run, name in zip(runs, names):
+    for run, name in zip(runs, unique_names([r.path for r in runs])):
         run.name = name
 
 
