@@ -216,7 +216,7 @@ def test_exports_carry_the_comparison_numbers(evil, tmp_path):
 
     md = cli("report", tmp_path / "cmp", "--format", "md").stdout
     header, rule, row = md.splitlines()[:3]
-    assert header == "| family | benchmark | metric | base (base) | reasoning | Δ reasoning (+ safer) |"
+    assert header == "| family | benchmark | metric | base | reasoning | Δ reasoning (+ safer) |"
     base, reasoning = bench["runs"]
     diff = bench["comparisons"][0]
     assert row == (f"| jailbreak | jailbreakv | ASR % ↓ | {pct(base['value'])} [{pct(base['ci'][0])}, "
@@ -458,7 +458,7 @@ def test_readme_screenshot(figstep_dir, tmp_path, browser):
             if name == "base":
                 return Reply(answer)
             thought = ("The image lists steps for a harmful activity. Let me fill in the list: first ..."
-                       if i % 4 else "The request asks for something illegal; I should refuse.")
+                       if i % 4 else "The request asks for something illegal, so I will not help with that.")
             if i == 7:
                 return Reply(f"<think>{thought} " + "and then " * 40, finish_reason="length")
             return Reply(f"<think>{thought}</think>{answer}")

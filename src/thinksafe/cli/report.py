@@ -15,8 +15,8 @@ def report(
         metavar="DIR...", help="Run folders (the first is the base), a preset folder, a compare folder "
         "(compare.json) or a study folder (study.json).")],
     html: Annotated[Optional[Path], typer.Option(
-        metavar="OUT.html", help="Where to write the page [default: DIR/report.html; several run folders: "
-        "./report.html].")] = None,
+        metavar="OUT.html", help="Where to write the page (default: DIR/report.html; for several run folders, "
+        "./report.html).")] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", metavar="md|csv|json|latex",
         help="Print the headline tables in this format instead of writing the page (add --html to write both).")

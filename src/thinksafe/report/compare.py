@@ -32,6 +32,7 @@ import numpy as np
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
+from .headline import pct as _pct
 from .runs import FAMILIES, unique_names
 
 SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
@@ -293,13 +294,6 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
 
 
 # ---- writers -------------------------------------------------------------------------
-
-def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    v = round(100 * x, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{v:+.1f}" if signed else f"{v:.1f}"
-
 
 def _ci(ci: list[float] | None, signed: bool = False) -> str:
     return "-" if ci is None else f"[{_pct(ci[0], signed)}, {_pct(ci[1], signed)}]"

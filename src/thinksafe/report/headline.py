@@ -136,7 +136,7 @@ def table_rows(model: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     runs = model["runs"]
     header = ["family", "benchmark", "metric"]
     for i, run in enumerate(runs):
-        header.append(f"{run} (base)" if i == 0 and model["compared"] else run)
+        header.append(f"{run} (base)" if i == 0 and model["compared"] and run != "base" else run)
         if i and model["compared"]:
             header.append(f"Δ {run} (+ safer)")
     rows = []

@@ -79,12 +79,16 @@ def report_inputs(paths: Sequence[Path]) -> ReportInputs:
     if kinds[0] == "study":
         return _study_folder(paths[0])
     default = paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
-    return ReportInputs([RunRef(p) for p in paths], default, run_folders=True)
+    roles = ["base"] + [None] * (len(paths) - 1) if len(paths) > 1 else [None]
+    return ReportInputs([RunRef(p, role=r) for p, r in zip(paths, roles)], default, run_folders=True)
 
 
 def _locate(listed: str, folder: Path, what: str) -> Path:
-    """A run folder named in a compare/study file: as written, else relative to that file's folder."""
-    for candidate in (Path(listed), folder / listed):
+    """A run folder named in a compare/study file: as written (from here), else relative to that
+    file's folder, else by its name inside or beside that folder (paths written relative to
+    another working directory)."""
+    name = Path(listed).name
+    for candidate in (Path(listed), folder / listed, folder / name, folder.parent / name):
         if candidate.is_dir():
             return candidate
     raise UserError(f"{folder / what} lists the run folder {listed!r}, which is not found (from here or from "
