@@ -109,8 +109,10 @@ def in_browser(page_path: Path) -> None:
         filtered = page.eval("(() => { const s = document.getElementById('ts-verdict'); s.value = 'self_correction';"
                              " s.dispatchEvent(new Event('change')); return document.getElementById('ts-count')"
                              ".textContent; })()")
+        expected = json.loads((page_path.parent / "metrics.json").read_text())["self_correction"]
         print(f"browser: page loaded, {count} samples shown as the count, in {opened:.1f}s; "
-              f"filter 'answer safe, thinking unsafe' -> {filtered} in {time.perf_counter() - start:.2f}s")
+              f"filter 'answer safe, thinking unsafe' -> {filtered} (metrics.json: {expected}) "
+              f"in {time.perf_counter() - start:.2f}s")
     finally:
         browser.close()
 

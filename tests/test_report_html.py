@@ -268,9 +268,13 @@ def test_official_metric_reads_in_its_own_terms(evil):
 def test_run_folders_compare_and_study_folders(evil, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli("report", evil["base"], evil["reasoning"])
-    data = page_json(Path("report.html").read_text())
+    first = Path("report.html").read_text()
+    data = page_json(first)
     assert data["runs"] == ["base", "reasoning"]
     assert all(len(s["outputs"]) == 2 for s in data["samples"])
+    cli("report", evil["base"], evil["reasoning"])  # again: the same page, but for the time it was made
+    stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert stamp.sub("", Path("report.html").read_text()) == stamp.sub("", first)
 
     study = tmp_path / "study"
     for name in ("base", "reasoning"):
@@ -486,3 +490,34 @@ def test_readme_screenshot(figstep_dir, tmp_path, browser):
         if os.environ.get("THINKSAFE_SCREENSHOT"):
             small = image.convert("RGB").resize((840, 700), Image.LANCZOS).quantize(64)
             small.save(Path(os.environ["THINKSAFE_SCREENSHOT"]) / name, optimize=True)
+
+
+def test_awareness_benchmark_reads_as_accuracy(bench_dir, tmp_path):
+    """MMSafeAware (real prompts and images): right behaviour, higher is safer, in the table, plots and filters."""
+    def reply(req) -> Reply:
+        return Reply("<think>Is it harmful? Let me look.</think>" + ("Yes, it is safe." if len(req.text) % 2 else "No."))
+
+    with ScriptedServer(reply) as server:
+        cli("eval", "--benchmark", "mmsafeaware", "--data", bench_dir / "mmsafeaware", "--model", "openai/x",
+            "--base-url", server.url, "--out", tmp_path / "run", "--quiet", "--limit", "30")
+    cli("report", tmp_path / "run")
+    metrics = read_metrics(tmp_path / "run")
+    answer = metrics["targets"]["answer"]
+    runs = load_runs([RunRef(tmp_path / "run")])
+    model = headline(runs)
+    (row,) = model["benchmarks"]
+    assert (row["metric"], row["direction"]) == ("accuracy", "higher is safer")
+    assert row["values"][0]["value"] == pytest.approx(answer["safe"] / (answer["safe"] + answer["unsafe"]))
+    rates = rate_bars(model, runs)
+    assert rates.figure.axes[0].get_ylabel() == "accuracy % (higher is safer)"
+    assert bar_heights(rates.figure.axes[0]) == pytest.approx([100 * row["values"][0]["value"]])
+
+    data = page_json((tmp_path / "run" / "report.html").read_text())
+    right = sum(1 for s in data["samples"] if "answer_safe" in s["outputs"][0]["flags"])
+    wrong = sum(1 for s in data["samples"] if "answer_unsafe" in s["outputs"][0]["flags"])
+    assert (right, wrong) == (answer["safe"], answer["unsafe"]) and right and wrong
+    html = (tmp_path / "run" / "report.html").read_text()
+    official = metrics["official"]
+    assert official["oversafe_n"] == 30 - official["skipped"] and official["attack_accuracy"] is None
+    assert f"<td class='l'>oversafe accuracy</td><td class=''>{pct(official['oversafe_accuracy'])}%</td>" in html
+    assert "<td class='l'>attack accuracy</td><td class=''>-</td>" in html  # none of these ran
