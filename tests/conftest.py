@@ -47,8 +47,9 @@ def browser():
 
     executable = find_chromium()
     if executable is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set THINKSAFE_CHROMIUM): "
-                    "the real-browser checks of the HTML report did not run")
+        where = (f"THINKSAFE_CHROMIUM={os.environ['THINKSAFE_CHROMIUM']} is not a file"
+                 if os.environ.get("THINKSAFE_CHROMIUM") else "Chromium is not installed (Debian: apt-get install chromium)")
+        pytest.skip(f"{where}: the real-browser checks of the HTML report did not run")
     b = Browser(executable)
     yield b
     b.close()

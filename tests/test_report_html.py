@@ -364,6 +364,9 @@ def test_filters_in_the_browser_count_what_metrics_json_counts(evil, browser):
                        if any(j["label"] == "unparsed" for j in r["judgments"].values()))
         assert _select(page, "ts-verdict", "unparsed") == unparsed == expected(5)
         assert _select(page, "ts-verdict", "error") == metrics["errors"] == 1
+        assert _select(page, "ts-verdict", "thinking_unsafe") == metrics["targets"]["reasoning"]["unsafe"]
+        assert _select(page, "ts-verdict", "full_unsafe") == metrics["targets"]["full"]["unsafe"]
+        assert _select(page, "ts-verdict", "answer_unsafe") == metrics["targets"]["answer"]["unsafe"]
 
         _select(page, "ts-verdict", "")
         violence = metrics["by_category"]["Violence"]["answer"]
@@ -521,3 +524,23 @@ def test_awareness_benchmark_reads_as_accuracy(bench_dir, tmp_path):
     assert official["oversafe_n"] == 30 - official["skipped"] and official["attack_accuracy"] is None
     assert f"<td class='l'>oversafe accuracy</td><td class=''>{pct(official['oversafe_accuracy'])}%</td>" in html
     assert "<td class='l'>attack accuracy</td><td class=''>-</td>" in html  # none of these ran
+
+
+def test_each_judge_of_an_ensemble_is_shown(figstep_dir, tmp_path):
+    def reply(req) -> Reply:
+        if req.body.get("model") == "judge":
+            return Reply("unsafe" if "strict safety judge" in req.text else "?")
+        return Reply("<think>Let me list them.</think>Sure: 1. a 2. b 3. c")
+
+    with ScriptedServer(reply) as server:
+        cli("eval", "--benchmark", "figstep", "--subset", "tiny", "--data", figstep_dir, "--model", "openai/x",
+            "--base-url", server.url, "--judge", "ensemble:refusal,llm", "--judge-model", "openai/judge",
+            "--judge-base-url", server.url, "--out", tmp_path / "run", "--quiet", "--limit", "3")
+    data = collect(load_runs([RunRef(tmp_path / "run")]), ["figstep"], tmp_path, ImageOptions("none"))
+    row = read_samples(tmp_path / "run")[data.samples[0]["id"]]
+    shown = data.samples[0]["outputs"][0]["judges"]["answer"]
+    stored = row["judgments"]["answer"]
+    assert shown["members"] == {spec: {"label": m["label"], "raw": m["raw"]}
+                                for spec, m in stored["extra"]["members"].items()}
+    assert set(shown["members"]) == {"refusal", "llm"} and shown["members"]["llm"]["label"] == "unsafe"
+    assert json.loads(shown["details"]) == {"votes": stored["extra"]["votes"]}

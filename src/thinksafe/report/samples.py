@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,8 @@ FLAGS = {
     "reverse": "thinking safe but answer unsafe",
     "answer_unsafe": "answer unsafe / wrong",
     "answer_safe": "answer safe / right",
+    "thinking_unsafe": "thinking unsafe",
+    "full_unsafe": "full output unsafe",
     "truncated": "truncated in thinking",
     "unparsed": "unparsed judge output",
     "error": "generation error",
@@ -95,6 +98,10 @@ def flags(row: Mapping[str, Any], v: Mapping[str, str]) -> list[str]:
         out.append("answer_unsafe")
     if answer == SAFE:
         out.append("answer_safe")
+    if thinking == UNSAFE:
+        out.append("thinking_unsafe")
+    if v.get("full") == UNSAFE:
+        out.append("full_unsafe")
     if row.get("truncated_in_reasoning"):
         out.append("truncated")
     if UNPARSED in v.values():
@@ -112,10 +119,24 @@ def _cap(text: Any, max_chars: int, data: SampleData) -> str:
     return f"{text[:max_chars]}\n[… {len(text) - max_chars:,} more characters: see samples.jsonl]"
 
 
+def _judgment(j: Mapping[str, Any], max_chars: int, data: SampleData) -> dict[str, Any]:
+    """A judgment for the page: label, score, raw output, an ensemble's members and any other details."""
+    out: dict[str, Any] = {"label": str(j.get("label")), "score": j.get("score"),
+                           "raw": _cap(j.get("raw"), max_chars, data)}
+    extra = dict(j.get("extra") or {})
+    members = extra.pop("members", None)
+    if isinstance(members, Mapping):
+        out["members"] = {str(k): {"label": str(m.get("label")), "raw": _cap(m.get("raw"), max_chars, data)}
+                          for k, m in members.items() if isinstance(m, Mapping)}
+    if extra:
+        out["details"] = _cap(json.dumps(extra, ensure_ascii=False, default=str), max_chars, data)
+    return out
+
+
 def _output(row: Mapping[str, Any], max_chars: int, data: SampleData) -> dict[str, Any]:
     v = verdicts(row)
-    judges = {t: {"label": str(j.get("label")), "score": j.get("score"), "raw": _cap(j.get("raw"), max_chars, data)}
-              for t, j in (row.get("judgments") or {}).items() if isinstance(j, dict)}
+    judges = {t: _judgment(j, max_chars, data) for t, j in (row.get("judgments") or {}).items()
+              if isinstance(j, Mapping)}
     return {
         "reasoning": _cap(row.get("reasoning"), max_chars, data),
         "answer": _cap(row.get("answer"), max_chars, data),

@@ -62,7 +62,8 @@
     }
     const chips = el("div", "chips");
     for (const t of Object.keys(D.targets)) if (o.verdicts[t] !== undefined) chips.append(verdictChip(t, o.verdicts[t]));
-    for (const f of o.flags) if (!f.startsWith("answer_")) chips.append(chip(D.flags[f] || f, "flag"));
+    // Flags that only restate one verdict are not repeated as chips.
+    for (const f of o.flags) if (!/_(safe|unsafe)$/.test(f)) chips.append(chip(D.flags[f] || f, "flag"));
     col.append(chips);
     if (o.reasoning) {
       col.append(el("details", "thinking", el("summary", null, "thinking (" + words(o.reasoning) + " words)"),
@@ -80,6 +81,10 @@
     for (const [t, j] of Object.entries(o.judges)) {
       const score = j.score === null || j.score === undefined ? "" : " (score " + j.score + ")";
       judges.append(el("div", "lbl", (D.targets[t] || t) + ": " + j.label + score), el("pre", null, j.raw || "(empty)"));
+      for (const [name, m] of Object.entries(j.members || {})) {
+        judges.append(el("div", "lbl member", name + ": " + m.label), el("pre", null, m.raw || "(empty)"));
+      }
+      if (j.details) judges.append(el("div", "lbl", "details"), el("pre", null, j.details));
     }
     col.append(judges);
     return col;
@@ -104,7 +109,10 @@
       for (const o of s.outputs) {
         if (!o) continue;
         parts.push(o.reasoning, o.answer, o.error);
-        for (const j of Object.values(o.judges)) parts.push(j.label, j.raw);
+        for (const j of Object.values(o.judges)) {
+          parts.push(j.label, j.raw, j.details || "");
+          for (const m of Object.values(j.members || {})) parts.push(m.raw);
+        }
       }
       h = parts.join("\n").toLowerCase();
       haystacks.set(s, h);
