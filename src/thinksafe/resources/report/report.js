@@ -77,6 +77,8 @@
     col.append(el("div", "lbl", "answer"));
     col.append(o.answer ? el("pre", "answer", o.answer) : el("p", "muted", "no answer"));
     if (o.error) col.append(el("pre", "error", o.error));
+    const meta = [o.finish ? "finish reason: " + o.finish : "", o.tokens ? o.tokens + " tokens" : ""].filter(Boolean);
+    if (meta.length) col.append(el("p", "muted small", meta.join(" · ")));
     const judges = el("details", "judges", el("summary", null, "judge outputs"));
     for (const [t, j] of Object.entries(o.judges)) {
       const score = j.score === null || j.score === undefined ? "" : " (score " + j.score + ")";
