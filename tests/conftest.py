@@ -38,3 +38,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from thinksafe.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (skipped, with the reason, where none is installed)."""
+    from browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        where = (f"THINKSAFE_CHROMIUM={os.environ['THINKSAFE_CHROMIUM']} is not a file"
+                 if os.environ.get("THINKSAFE_CHROMIUM") else "Chromium is not installed (Debian: apt-get install chromium)")
+        pytest.skip(f"{where}: the real-browser checks of the HTML report did not run")
+    b = Browser(executable)
+    yield b
+    b.close()

@@ -216,8 +216,8 @@ def test_report_rewrites_results_and_escapes_html(figstep_dir, tmp_path):
     metrics = read_metrics(tmp_path / "run")
     (tmp_path / "run" / "metrics.json").unlink()
     (tmp_path / "run" / "samples.jsonl").unlink()
-    cli("report", tmp_path / "run", "--html")
+    cli("report", tmp_path / "run")
     assert read_metrics(tmp_path / "run") == metrics
     assert len(read_samples(tmp_path / "run")) == 4
     page = (tmp_path / "run" / "report.html").read_text()
-    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page and "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page

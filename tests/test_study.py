@@ -193,6 +193,11 @@ def test_study_runs_compares_and_resumes(study):
     assert "No such file or directory" in fails[("base", "hades")]["error"]
     assert "unreachable" in fails[("down", "figstep")]["error"]
 
+    # one HTML page for the whole study: the models that ran, bases first, with the comparison
+    page = (out / "report.html").read_text()
+    data = json.loads(page.split("<script type='application/json' id='ts-data'>", 1)[1].split("</script>", 1)[0])
+    assert data["runs"] == ["base", "reasoning", "tuned"]
+
     # a rerun makes no request at all and writes the same tables
     before = [len(s.log) for s in servers.values()]
     cli("study", config, "--quiet", expect=1)

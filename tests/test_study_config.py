@@ -105,21 +105,6 @@ def test_dry_run_plans_without_touching_anything(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_html_page_is_written_when_the_report_offers_one(tmp_path, monkeypatch):
-    from thinksafe.report import html
-
-    calls = []
-
-    def page(study, out):
-        calls.append((study["schema"], out))
-        return out / "study.html"
-
-    assert study_report.write_html({"schema": "s"}, tmp_path) is None or hasattr(html, "write_study_html")
-    monkeypatch.setattr(html, "write_study_html", page, raising=False)
-    assert study_report.write_html({"schema": "s"}, tmp_path) == tmp_path / "study.html"
-    assert calls == [("s", tmp_path)]
-
-
 def test_study_json_is_plain_json(tmp_path):
     """The writer produces a file json can read back, and study.md from the same dict."""
     study = {"schema": "thinksafe.study/1", "config": str(tmp_path / "s.yaml"), "stats": {

@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Safety evaluation, safety-thinking data and fine-tuning for multimodal reasoning models.")
 
 # Command groups living in their own modules; each defines register(app).
-_COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "judge", "data", "train", "demo")
+_COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "report", "judge", "data", "train", "demo")
 
 
 def _console():
@@ -84,21 +84,6 @@ def eval_cmd(
                      adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
                      settings=resolved.settings, strict=strict, limit=limit, registry_entry=resolved.record)
     run_with_progress(cfg, quiet=quiet)
-
-
-@app.command("report")
-def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
-               html: Annotated[bool, typer.Option(help="Also write report.html (outputs escaped).")] = False) -> None:
-    """Rewrite samples.jsonl / metrics.json from the store and print the tables."""
-    from ..report.rerun import rewrite_results
-    from ..report.table import print_run
-
-    for folder, metrics in rewrite_results(run_dir):
-        print_run(metrics, folder)
-        if html:
-            from ..report.html import write_html
-
-            _console().print(f"wrote {write_html(folder)}")
 
 
 @app.command("tiny-model")

@@ -36,6 +36,8 @@ from ..benchmarks import headline
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
+from .headline import pct as _pct
+from .runs import unique_names
 
 SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
@@ -120,12 +122,7 @@ def load_bench_run(run_dir: Path) -> tuple[str, BenchRun]:
 
 
 def _name_runs(runs: list[Run]) -> None:
-    names = [r.path.name or str(r.path) for r in runs]
-    if len(set(names)) < len(names):
-        names = [str(r.path) for r in runs]
-    if len(set(names)) < len(names):
-        names = [f"{n}#{i}" for i, n in enumerate(names)]
-    for run, name in zip(runs, names):
+    for run, name in zip(runs, unique_names([r.path for r in runs])):
         run.name = name
 
 
@@ -323,13 +320,6 @@ def compare_loaded(runs: list[Run], n_resamples: int = 10_000, seed: int = 0, al
 
 
 # ---- writers -------------------------------------------------------------------------
-
-def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    v = round(100 * x, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{v:+.1f}" if signed else f"{v:.1f}"
-
 
 def _ci(ci: list[float] | None, signed: bool = False) -> str:
     return "-" if ci is None else f"[{_pct(ci[0], signed)}, {_pct(ci[1], signed)}]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,17 @@ def run_folders(root: Path) -> list[Path]:
 
 
 def rewrite_results(root: Path, judge_key: str | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Rewrite each run folder's samples.jsonl and metrics.json from its store.
+
+    A folder without a store (results copied without it) keeps its files as they are.
+    """
     from ..evaluate import iter_results
     from .files import write_results
 
     for folder in run_folders(root):
+        if not (folder / "store.sqlite").is_file() and (folder / "metrics.json").is_file():
+            yield folder, json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            continue
         info = read_run_json(folder)
         cfg = info["config"]
         bench = get_benchmark(info["benchmark"])(data=cfg.get("data"), subset=info.get("subset"), workdir=folder,

@@ -81,8 +81,8 @@ def plan(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def run_study(cfg: StudyConfig, quiet: bool = False) -> tuple[dict[str, Any], list[Path]]:
-    """Run every job, compare, write ``study.json``/``study.md`` (and the HTML page
-    when the report offers one). Returns the study and the files written."""
+    """Run every job, compare, write ``study.json``/``study.md`` and ``report.html``.
+    Returns the study and the files written."""
     from .report import build_study, write_html, write_study
 
     jobs, specs = make_jobs(cfg)

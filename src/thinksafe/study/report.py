@@ -178,9 +178,28 @@ def write_study(study: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 
 def write_html(study: dict[str, Any], out: Path) -> Path | None:
-    """The HTML report of the study, when ``thinksafe.report.html`` offers a
-    multi-run page: ``write_study_html(study, out_dir) -> Path``. None otherwise."""
-    from ..report import html
+    """``OUT/report.html``: every model's runs on one page, bases first, with the
+    paired comparison against the first base. None when no model has results."""
+    from ..metrics.agreement import find_run_dirs
+    from ..report.compare import CompareError, compare_runs
+    from ..report.html import write_report
+    from ..report.runs import RunRef
 
-    page = getattr(html, "write_study_html", None)
-    return page(study, out) if callable(page) else None
+    rank = {"base": 0, "reasoning": 1, "tuned": 2}
+    refs = []
+    for m in sorted(study.get("models", []), key=lambda m: rank.get(m.get("role"), 3)):
+        folder = Path(m.get("dir") or out / m["name"])
+        try:
+            find_run_dirs(folder)
+        except FileNotFoundError:
+            continue  # nothing ran for this model (its server was down, say)
+        refs.append(RunRef(folder, m["name"], m.get("role")))
+    if not refs:
+        return None
+    stats = study.get("stats", {})
+    try:
+        comparison = compare_runs([r.dir for r in refs], n_resamples=stats.get("n_resamples", 10_000),
+                                  seed=stats.get("seed", 0), alpha=stats.get("alpha", 0.05))
+    except CompareError:
+        comparison = None
+    return write_report(refs, comparison, out / "report.html")
