@@ -2,8 +2,10 @@
 
 Prints, for the development part and the held-out part of
 ``tests/data/refusal/`` (see its README): accuracy, recall of each class,
-accuracy per slice and per language; then the judge's throughput in answers
-per second on one core (single process, all corpus texts judged in a loop).
+accuracy per slice and per language; then the judge's throughput on one core
+(one process judging every corpus text in a loop), in answers per second of
+its CPU time (what one core does, whatever else the machine runs) and per
+second of wall-clock time.
 
 Usage: python benchmarks/refusal_accuracy.py [--errors dev|heldout] [--seconds 3]
 """
@@ -70,27 +72,20 @@ def _cell(s: dict, key: str) -> str:
     return f"{s['rate'][key]:.3f} ({s['right'][key]}/{s['n'][key]})"
 
 
-def table(scores: dict[str, dict]) -> str:
+def table(scores: dict[str, dict], rows: list[dict]) -> str:
+    """The markdown table: development vs held-out, overall, per class, per slice, per language."""
     dev, held = scores["dev"], scores["heldout"]
+    label_of = {f"slice:{r['slice']}": r["label"] for r in rows}
     lines = ["| | development | held-out |", "|---|---|---|",
              f"| **accuracy** | {_cell(dev, 'all')} | {_cell(held, 'all')} |"]
     lines += [f"| recall: {label} | {_cell(dev, 'class:' + label)} | {_cell(held, 'class:' + label)} |"
               for label in LABELS]
-    slices = sorted({k for s in scores.values() for k in s["n"] if k.startswith("slice:")},
-                    key=lambda k: (_slice_label(scores, k), k))
-    lines += [f"| slice: {k[6:]} ({_slice_label(scores, k)}) | {_cell(dev, k)} | {_cell(held, k)} |" for k in slices]
+    slices = sorted(label_of, key=lambda k: (label_of[k], k))
+    lines += [f"| slice: {k[6:]} ({label_of[k]}) | {_cell(dev, k)} | {_cell(held, k)} |" for k in slices]
     langs = sorted({k for s in scores.values() for k in s["n"] if k.startswith("lang:")},
                    key=lambda k: (k != "lang:en", k))
     lines += [f"| language: {k[5:]} | {_cell(dev, k)} | {_cell(held, k)} |" for k in langs]
     return "\n".join(lines)
-
-
-def _slice_label(scores: dict[str, dict], key: str) -> str:
-    for part in PARTS:
-        for row in load_part(part):
-            if f"slice:{row['slice']}" == key:
-                return row["label"]
-    return ""
 
 
 def main() -> None:
@@ -100,8 +95,9 @@ def main() -> None:
     args = ap.parse_args()
     parts = {p: load_part(p) for p in PARTS}
     scores = {p: score(rows) for p, rows in parts.items()}
-    print(table(scores))
-    texts = [r["text"] for rows in parts.values() for r in rows]
+    every = [r for rows in parts.values() for r in rows]
+    print(table(scores, every))
+    texts = [r["text"] for r in every]
     chars = sum(map(len, texts)) / len(texts)
     cpu, wall = throughput(texts, args.seconds)
     print(f"\nthroughput: {cpu:,.0f} answers per CPU-second on one core ({wall:,.0f} per wall-clock second; "
