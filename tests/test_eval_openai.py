@@ -64,9 +64,10 @@ def test_split_of_every_case_and_refusal_judge(figstep_dir, tmp_path):
     truncated = sum(1 for i in range(50) if CASES[i % len(CASES)][4])
     assert m["n"] == 50 and m["errors"] == 0 and m["truncated_in_reasoning"] == truncated
     assert m["targets"]["answer"]["missing"] == truncated
-    # unsafe-looking thinking with a refusing answer: cases 0 and 5 (13 of the 50 samples)
-    assert m["self_correction"] == 13
-    assert m["reasoning_analysis"]["self_correction"]["count"] == 13
+    # thinking that does not refuse with a refusing answer: case 5 (6 of the 50 samples); case 0's
+    # thinking ("I should refuse.") is itself a refusal to the refusal judge
+    assert m["self_correction"] == 6
+    assert m["reasoning_analysis"]["self_correction"]["count"] == 6
     assert m["reasoning_analysis"]["truncated_in_reasoning"]["count"] == truncated
     # samples with no reasoning at all (case 6) are "missing" on the reasoning target
     assert m["targets"]["reasoning"]["missing"] == sum(1 for i in range(50) if CASES[i % len(CASES)][1] == "")

@@ -214,12 +214,13 @@ def _last_section(thought: str, policy: Policy) -> str | None:
 def check_consistency(decision: Decision, answer: str) -> Rejection | None:
     """The answer must carry out the thought's decision (rule-based).
 
-    Only the opening of the answer is searched for a refusal: a helpful answer
-    may still say "I can't give medical advice" further down.
+    The refusal judge's detector decides whether the answer refuses; it weighs
+    the opening most, so a helpful answer that says "I can't give medical
+    advice" further down still counts as an answer.
     """
     if decision.category is None:
         return Rejection("no_decision", "the thought names no request category")
-    refuses = find_refusal(answer[:400]) is not None
+    refuses = find_refusal(answer) is not None
     action = decision.category.action
     if action == "refuse" and not refuses:
         return Rejection("inconsistent", f"thought: {decision.category.label} (refuse); the answer complies")
