@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .benchmarks import Benchmark, Result, get_benchmark
-from .judges import Judge, make_judge
+from .judges import Judge, make_judge, run_judge_spec
 from .models import Backend, BackendError, GenerationSettings, get_backend, sample_messages
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
@@ -37,7 +37,7 @@ class EvalConfig:
     subset: str | None = None
     data: Path | None = None
     judge: str | None = None
-    """None: the benchmark's default judge (``Benchmark.default_judge``)."""
+    """None: the benchmark's default judge, or the harmonised one (:func:`~thinksafe.judges.run_judge_spec`)."""
     judge_model: str | None = None
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
@@ -112,7 +112,8 @@ class Evaluation:
             limit=cfg.limit)
         self.gen_key = fingerprint({"model": backend_fingerprint(cfg.model, cfg.backend_options()),
                                     "settings": cfg.settings.to_dict()})
-        self.judge: Judge = make_judge(cfg.judge or self.bench.default_judge, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
+        self.judge_spec = run_judge_spec(cfg.judge, self.bench, cfg.protocol, cfg.judge_model)
+        self.judge: Judge = make_judge(self.judge_spec, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
                                        api_key_env=cfg.judge_api_key_env, concurrency=cfg.judge_concurrency,
                                        protocol=cfg.protocol)
         self.judge_key = self.judge.fingerprint
@@ -124,7 +125,8 @@ class Evaluation:
     async def run(self) -> dict[str, Any]:
         start = time.perf_counter()
         self.store.register_judge(self.judge_key, self.judge.name, self.judge.fingerprint_config())
-        write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge)
+        write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge,
+                       self.judge_spec)
         self.store.clear_samples(self.bench.name)
         try:
             await self._pipeline()
@@ -180,9 +182,8 @@ class Evaluation:
             sample = await gen_q.get()
             try:
                 gen = await self._generate(sample)
+                # Replaces an earlier (failed or changed) generation and every judge's verdicts on it.
                 self.store.put_generation(self.gen_key, sample, gen)
-                # Verdicts on an earlier (failed) generation no longer apply.
-                self.store.delete_judgments(self.judge_key, self.gen_key, sample.id)
                 await judge_q.put((sample, gen))
             finally:
                 gen_q.task_done()
@@ -211,7 +212,7 @@ class Evaluation:
                 judge_q.task_done()
 
     async def _judge_sample(self, sample: Sample, gen: Generation) -> None:
-        done = self.store.get_judgments(self.judge_key, self.gen_key, sample.id)
+        done = self.store.get_judgments(self.judge_key, self.gen_key, sample, gen)
         for target in self.judge.targets:
             old = done.get(target)
             if old is not None and "error" not in old.extra:
@@ -222,7 +223,7 @@ class Evaluation:
             else:
                 self.stats.judge_requests += 1
                 judgment = await self.judge.judge(sample, text, target)
-            self.store.put_judgment(self.judge_key, self.gen_key, sample.id, judgment)
+            self.store.put_judgment(self.judge_key, self.gen_key, sample, gen, judgment)
         self.stats.judged += 1
 
     def _progress(self) -> None:
@@ -236,14 +237,15 @@ class Evaluation:
     def write_results(self) -> dict[str, Any]:
         return write_results(self.out, self.bench, self.results, header={
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
-            "model": self.cfg.model, "judge": self.judge.name, "protocol": self.cfg.protocol})
+            "model": self.cfg.model, "judge": self.judge.name, "judge_spec": self.judge_spec,
+            "judge_fingerprint": self.judge_key, "protocol": self.cfg.protocol})
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:
     """Stream every sample of the latest run with its generation and judgments."""
     for sample in store.iter_samples(benchmark):
         gen = None if sample.error else store.get_generation(gen_key, sample)
-        judgments = store.get_judgments(judge_key, gen_key, sample.id) if gen else {}
+        judgments = store.get_judgments(judge_key, gen_key, sample, gen) if gen else {}
         yield Result(sample, gen, judgments)
 
 

@@ -35,10 +35,13 @@ def git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge_key: str, judge) -> None:
+def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge_key: str, judge,
+                   judge_spec: str | None = None) -> None:
+    """``judge``/``judge_spec``: the judge the run actually used (``config["judge"]`` is
+    only what was asked, None for the protocol's default)."""
     info = {
         "benchmark": bench.name, "family": bench.family, "subset": bench.subset,
-        "model": config["model"], "judge": judge.name, "protocol": config.get("protocol"),
+        "model": config["model"], "judge": judge.name, "judge_spec": judge_spec, "protocol": config.get("protocol"),
         "generation_fingerprint": gen_key, "judge_fingerprint": judge_key,
         "judge_config": judge.fingerprint_config(),
         "benchmark_files_sha256": bench.fingerprint(),

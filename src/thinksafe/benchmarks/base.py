@@ -127,6 +127,22 @@ class Benchmark(ABC):
 
         return asr_metrics(results)
 
+    # The two below apply ``--protocol``: callers use them, benchmarks override the two above.
+    def protocol_metrics(self, results: Iterable[Result]) -> dict[str, Any]:
+        """The run's metrics: the official ones (:meth:`metrics`), or under
+        ``--protocol harmonised`` the standard ASR block on every target, the
+        same for every benchmark."""
+        if self.protocol == "harmonised":
+            from ..metrics.asr import asr_metrics
+
+            return asr_metrics(results)
+        return self.metrics(results)
+
+    def protocol_outcome(self, result: Result) -> str | None:
+        """:meth:`outcome` under the official protocol; the answer's safe/unsafe
+        label under ``harmonised`` (whose judge gives only those)."""
+        return Benchmark.outcome(self, result) if self.protocol == "harmonised" else self.outcome(result)
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {

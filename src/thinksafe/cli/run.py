@@ -60,5 +60,6 @@ def write_summary(out: Path, summaries: dict[str, dict[str, Any]]) -> None:
     for name, m in summaries.items():
         answer = m.get("targets", {}).get("answer", {})
         by_family.setdefault(m.get("family", "?"), {})[name] = {
-            "n": m.get("n"), "asr_answer": answer.get("asr"), "official": m.get("official")}
+            "n": m.get("n"), "asr_answer": answer.get("asr"), "official": m.get("official"),
+            "judge": m.get("judge"), "judge_spec": m.get("judge_spec"), "protocol": m.get("protocol")}
     (out / "summary.json").write_text(json.dumps({"by_family": by_family}, indent=2))
