@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 _PACKAGES = ("thinksafe", "openai", "transformers", "torch", "peft", "trl", "datasets", "pillow")
 
 
@@ -54,8 +56,12 @@ def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge
     tmp.replace(out / "run.json")
 
 
+class NotARunFolder(UserError, FileNotFoundError):
+    """A folder given as a run folder holds no run."""
+
+
 def read_run_json(out: Path) -> dict[str, Any]:
     path = Path(out) / "run.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a thinksafe run folder (no run.json)")
+        raise NotARunFolder(f"{path}: not a thinksafe run folder (no run.json)")
     return json.loads(path.read_text())

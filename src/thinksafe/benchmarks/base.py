@@ -61,9 +61,19 @@ class Benchmark(ABC):
 
     # ---- data ----------------------------------------------------------------------
     def data_dir(self) -> Path:
-        """The data folder: ``--data`` or the public download."""
+        """The data folder: ``--data`` or the public download.
+
+        Raises:
+            LoaderError: The download failed (no network, a moved file, a
+                missing optional package); the message says how to pass ``--data``.
+        """
         if self.data is None:
-            self.data = self.download()
+            try:
+                self.data = self.download()
+            except (OSError, ImportError) as exc:  # urllib, huggingface_hub and requests errors are OSErrors
+                raise LoaderError(f"{self.name}: downloading the benchmark files failed ({type(exc).__name__}: "
+                                  f"{exc}); check the network, or download them yourself and pass --data DIR "
+                                  f"(see `thinksafe benchmarks show {self.name}`)") from exc
         return self.data
 
     def download(self) -> Path:
@@ -94,6 +104,8 @@ class Benchmark(ABC):
         """sha256 over the names and bytes of :meth:`files`."""
         h = hashlib.sha256()
         for path in sorted(self.files()):
+            if not path.is_file():
+                raise LoaderError(f"{path}: {self.name} file not found (check --data and --subset)")
             h.update(str(path.name).encode())
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):

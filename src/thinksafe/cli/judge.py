@@ -27,17 +27,12 @@ def judge_cmd(
     """
     from rich.console import Console
 
-    from ..benchmarks import LoaderError
     from ..rejudge import JudgeOptions
     from ..report.table import print_run
 
     console = Console(stderr=True)
     options = JudgeOptions(judge, judge_model, judge_base_url, judge_api_key_env, judge_concurrency)
-    try:
-        results = _run(run_dir, options, data, quiet, console)
-    except (LoaderError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+    results = _run(run_dir, options, data, quiet, console)
     for r in results:
         if not quiet:
             print_run(r.metrics, r.folder)

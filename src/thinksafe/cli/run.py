@@ -1,4 +1,4 @@
-"""Running an evaluation from the CLI: progress bar, presets, clean errors."""
+"""Running an evaluation from the CLI: progress bar, presets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import Any
-
-import typer
 
 
 def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
@@ -31,23 +29,16 @@ def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
 
 
 def run_with_progress(cfg, quiet: bool = False) -> None:
-    from rich.console import Console
-
-    from ..benchmarks import PRESETS, LoaderError
+    from ..benchmarks import PRESETS
     from ..report.table import print_run
 
-    console = Console(stderr=True)
     names = PRESETS.get(cfg.benchmark, (cfg.benchmark,))
     summaries = {}
     for name in names:
         sub = cfg if len(names) == 1 else dataclasses.replace(
             cfg, benchmark=name, out=Path(cfg.out) / name, data=(Path(cfg.data) / name) if cfg.data else None,
             subset=None)
-        try:
-            metrics = _progress_run(sub, quiet)
-        except (LoaderError, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+        metrics = _progress_run(sub, quiet)
         print_run(metrics, sub.out)
         summaries[name] = metrics
     if len(names) > 1:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..reasoning import split_text
 from .sources import IMAGE_TOKEN
 
@@ -145,7 +146,7 @@ def llavacot_text(thought: str, answer: str, caption: str | None = None, action:
 
 
 # ---- reading and writing files ------------------------------------------------------
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file or row that cannot be used; the message names the file and row."""
 
 

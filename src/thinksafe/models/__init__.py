@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError, require
 from .base import Backend, BackendError, GenerationSettings, sample_messages, text_messages
 
 
@@ -20,18 +21,19 @@ def get_backend(spec: str, **options: Any) -> Backend:
     """
     kind, _, name = spec.partition("/")
     if not name:
-        raise ValueError(f"model spec {spec!r} must look like openai/NAME or hf/PATH")
+        raise UsageError(f"model spec {spec!r} must look like openai/NAME or hf/PATH")
     if kind == "openai":
         from .openai_api import OpenAIBackend
 
         keys = ("base_url", "api_key_env", "concurrency", "timeout_s", "retry")
         return OpenAIBackend(name, **{k: v for k, v in options.items() if k in keys and v is not None})
     if kind == "hf":
+        require(("torch", "transformers"), "hf/ models")
         from .hf import HFBackend
 
         keys = ("adapter", "batch_size", "trust_remote_code", "device", "dtype")
         return HFBackend(name, **{k: v for k, v in options.items() if k in keys and v is not None})
-    raise ValueError(f"unknown model kind {kind!r} in {spec!r}: use openai/NAME or hf/PATH")
+    raise UsageError(f"unknown model kind {kind!r} in {spec!r}: use openai/NAME or hf/PATH")
 
 
 __all__ = ["Backend", "BackendError", "GenerationSettings", "get_backend", "sample_messages", "text_messages"]

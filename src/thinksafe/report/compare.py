@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
+from ..runinfo import NotARunFolder
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
 
@@ -42,7 +44,7 @@ UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/un
                    "its judged samples")
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """Runs that cannot be compared (different samples, nothing in common...)."""
 
 
@@ -99,7 +101,7 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     try:
         dirs = find_run_dirs(path)
-    except FileNotFoundError as e:
+    except NotARunFolder as e:
         raise CompareError(str(e)) from None
     run = Run(path=path)
     for d in dirs:
