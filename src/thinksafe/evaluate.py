@@ -18,7 +18,7 @@ from typing import Any
 
 from .benchmarks import Benchmark, Result, get_benchmark
 from .judges import Judge, make_judge, run_judge_spec
-from .models import Backend, BackendError, GenerationSettings, get_backend, sample_messages
+from .models import Backend, BackendError, GenerationSettings, check_spec, get_backend, sample_messages
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
@@ -104,6 +104,8 @@ class Evaluation:
 
     def __init__(self, cfg: EvalConfig, on_progress: Callable[[int, int | None], None] | None = None):
         self.cfg = cfg
+        if not cfg.judge_only:
+            check_spec(cfg.model)  # a bad --model fails here, before anything is written
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.out / "store.sqlite")
@@ -145,14 +147,23 @@ class Evaluation:
         judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
         judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        drained = asyncio.create_task(self._drain(gen_q, judge_q))
         try:
-            await self._produce(gen_q, judge_q)
-            await gen_q.join()
-            await judge_q.join()
+            # Workers run until cancelled: one that ends has failed, and its error ends the run.
+            await asyncio.wait([drained, *gens, *judges], return_when=asyncio.FIRST_COMPLETED)
+            for task in gens + judges:
+                if task.done():
+                    raise task.exception() or RuntimeError("a pipeline worker stopped")
+            await drained
         finally:
-            for t in gens + judges:
+            for t in (drained, *gens, *judges):
                 t.cancel()
-            await asyncio.gather(*gens, *judges, return_exceptions=True)
+            await asyncio.gather(drained, *gens, *judges, return_exceptions=True)
+
+    async def _drain(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
+        await self._produce(gen_q, judge_q)
+        await gen_q.join()
+        await judge_q.join()
 
     def _gen_concurrency(self) -> int:
         if self.cfg.model.startswith("hf/"):

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
+
 
 def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
     from rich.console import Console
@@ -25,7 +27,11 @@ def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
                 progress.update(task, total=total)
             progress.advance(task, n)
 
-        return run_eval(cfg, on_progress=advance)
+        try:
+            return run_eval(cfg, on_progress=advance)
+        except UserError:
+            progress.remove_task(task)  # the error's line stands alone
+            raise
 
 
 def run_with_progress(cfg, quiet: bool = False) -> None:
