@@ -14,7 +14,7 @@ import pytest
 from thinksafe.errors import UserError
 from thinksafe.records import Generation, Judgment, Sample
 from thinksafe.store import Store
-from thinksafe.store.sqlite import COMMIT_INTERVAL_S, generation_id
+from thinksafe.store.sqlite import COMMIT_INTERVAL_S, _dumps, generation_id
 
 GEN = Generation(raw="<think>t</think>a", reasoning="t", answer="a", full="<think>t</think>a", latency_s=0.5)
 
@@ -250,3 +250,10 @@ def test_generation_id_follows_the_sample_and_the_output():
     assert base == generation_id("h1", Generation.from_json(GEN.to_json()))
     assert base != generation_id("h2", GEN)
     assert base != generation_id("h1", Generation(**{**GEN.to_dict(), "latency_s": 0.6}))
+
+
+def test_the_store_writes_each_record_as_its_own_json():
+    records = (Sample("1", "b", "q", images=["/x.png"], fields={"a": [1, {"b": "é"}]}), GEN,
+               Judgment("answer", "unsafe", 1.0, raw="r", extra={"votes": {"safe": 1, "unsafe": 2}}))
+    for record in records:
+        assert _dumps(record) == record.to_json()
