@@ -43,6 +43,7 @@ class EvalConfig:
     judge_api_key_env: str = "OPENAI_API_KEY"
     judge_concurrency: int | None = None
     protocol: str = "official"
+    """``official`` or ``harmonised`` (one generic judge and the ASR metric for every benchmark)."""
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 16

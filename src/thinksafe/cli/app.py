@@ -89,7 +89,9 @@ def eval_cmd(
     judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
-    protocol: Annotated[str, typer.Option(help="official | harmonised")] = "official",
+    protocol: Annotated[str, typer.Option(
+        help="official: each benchmark's own judge and metric | harmonised: one generic judge on --judge-model "
+             "(required) and the ASR metric for every benchmark.")] = "official",
     strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,

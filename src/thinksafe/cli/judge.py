@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UserError
+
 
 def judge_cmd(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run folder, or a preset folder of run folders.")],
@@ -60,7 +62,11 @@ def _run(run_dir: Path, options, data: Path | None, quiet: bool, console) -> lis
             # The total is per benchmark; a preset's bar just counts on.
             progress.advance(task, n)
 
-        return rejudge(run_dir, options, data, advance)
+        try:
+            return rejudge(run_dir, options, data, advance)
+        except UserError:
+            progress.remove_task(task)  # the error's line stands alone
+            raise
 
 
 def register(app: typer.Typer) -> None:

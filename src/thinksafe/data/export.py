@@ -200,6 +200,9 @@ def write_trl(records: list[dict[str, Any]], out: Path, image_root: Path | None 
     write_jsonl(out / "train.jsonl", rows)
     written: dict[str, Any] = {"jsonl": str(out / "train.jsonl"), "rows": len(rows)}
     missing = [p for r in rows for p in r["images"] if not Path(p).is_file()]
+    if not rows:
+        written["hf_skipped"] = "no rows to export"
+        return written
     if missing:
         written["hf_skipped"] = f"{len(missing)} image file(s) missing, e.g. {missing[0]}"
         return written
