@@ -108,8 +108,6 @@ class Evaluation:
         if not cfg.judge_only:
             check_spec(cfg.model)  # a bad --model fails here, before anything is written
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.out / "store.sqlite")
         self.bench: Benchmark = get_benchmark(cfg.benchmark)(
             data=cfg.data, subset=cfg.subset, workdir=self.out, strict=cfg.strict, protocol=cfg.protocol,
             limit=cfg.limit)
@@ -120,6 +118,8 @@ class Evaluation:
                                        api_key_env=cfg.judge_api_key_env, concurrency=cfg.judge_concurrency,
                                        protocol=cfg.protocol)
         self.judge_key = self.judge.fingerprint
+        self.out.mkdir(parents=True, exist_ok=True)  # only once every option is known to work
+        self.store = Store(self.out / "store.sqlite")
         self.backend = _LazyBackend(lambda: get_backend(cfg.model, **cfg.backend_options()))
         self.stats = RunStats()
         self.on_progress = on_progress

@@ -76,7 +76,12 @@ def _dumps(record: Sample | Generation | Judgment) -> str:
 
 
 def generation_id(sample_hash: str, gen: Generation) -> str:
-    """Identity of one generation of one sample: what a judgment judged."""
+    """Identity of one generation of one sample: what a judgment judged.
+
+    Any change to the sample's content or to any field of the generation gives
+    a new id (a thinksafe whose Generation gains a field changes every id: its
+    verdicts are then asked again, never mixed with the old ones).
+    """
     return hashlib.sha256(f"{sample_hash}\n{_dumps(gen)}".encode()).hexdigest()[:16]
 
 
