@@ -103,8 +103,8 @@ def run_judge_spec(requested: str | None, bench: Any, protocol: str, model: str 
     if name not in _HARMONISED_TOP or any(m not in _HARMONISED_MEMBERS for m in members):
         raise UsageError(f"--protocol harmonised judges every benchmark with one generic model judge "
                          f"(llm, guard or an ensemble of llm/guard/refusal), not --judge {spec}")
-    if not model and name == HARMONISED_JUDGE:
-        raise UsageError("--protocol harmonised judges every benchmark with one LLM judge: pass --judge-model "
+    if not model and name != "ensemble":  # ensemble members may name their own models
+        raise UsageError("--protocol harmonised judges every benchmark with one model judge: pass --judge-model "
                          "(e.g. openai/gpt-4o-mini, with --judge-base-url for your own server)")
     return spec
 
