@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from thinksafe.cli.compare import register
+from thinksafe.cli.app import app
 from thinksafe.metrics.agreement import (
     agreement_report,
     judge_agreement,
@@ -108,8 +107,6 @@ def test_conflicting_human_labels(tmp_path: Path):
 
 def test_cli_writes_agreement_json(labelled):
     runs, labels = labelled
-    app = typer.Typer()
-    register(app)
     result = CliRunner().invoke(app, ["judge-agreement", str(runs), "--labels", str(labels)])
     assert result.exit_code == 0, result.output
     assert "refusal" in result.output

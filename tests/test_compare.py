@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from scipy.stats import binomtest
 from typer.testing import CliRunner
 
-from thinksafe.cli.compare import register
+from thinksafe.cli.app import app
 from thinksafe.report.compare import CompareError, compare_runs, render_markdown, write_compare
 
 S, U, P, M = "safe", "unsafe", "unparsed", "missing"
@@ -182,17 +181,11 @@ def test_other_refusals_and_skips(runs, tmp_path):
         compare_runs([only_fig, other])
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
-
-
 def test_cli_compare(runs, tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", str(runs["base"]), str(runs["reasoning"]), str(runs["tuned"]),
             "--out", str(out), "--resamples", "500", "--seed", "3"]
-    result = CliRunner().invoke(_app(), args, terminal_width=200)
+    result = CliRunner().invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "DEGRADED" in result.output and "Per family" in result.output
     data = json.loads((out / "compare.json").read_text())
@@ -203,8 +196,8 @@ def test_cli_compare(runs, tmp_path):
 def test_cli_compare_refuses_mismatch(runs, tmp_path):
     odd = tmp_path / "odd"
     _bench(odd / "figstep", "org/odd", "figstep", ["f0"], [S])
-    result = CliRunner().invoke(_app(), ["compare", str(runs["base"]), str(odd), "--out", str(tmp_path)],
+    result = CliRunner().invoke(app, ["compare", str(runs["base"]), str(odd), "--out", str(tmp_path)],
                                 terminal_width=200)
     assert result.exit_code == 2
-    assert "cannot compare" in result.output and "lacks 9" in result.output
+    assert "error: runs do not share the same sample ids" in result.output and "lacks 9" in result.output
     assert not (tmp_path / "compare.json").exists()

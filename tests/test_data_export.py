@@ -7,7 +7,7 @@ import json
 from PIL import Image
 
 from helpers import cli
-from thinksafe.data.export import sharegpt_to_trl, to_llavacot, trl_to_sharegpt
+from thinksafe.data.export import sharegpt_to_trl, to_llavacot, trl_to_sharegpt, write_trl
 from thinksafe.reasoning import split_text
 
 
@@ -68,3 +68,9 @@ def test_convert_to_trl_embeds_images(tmp_path):
     assert ds[0]["images"][0].size == (8, 8)
     assert datasets.load_from_disk(str(tmp_path / "trl" / "hf"))[0]["messages"][1]["content"][0]["text"] == \
         "<think>\nt\n</think>\nA"
+
+
+def test_no_rows_writes_an_empty_jsonl_and_skips_the_hf_copy(tmp_path):
+    written = write_trl([], tmp_path / "trl")
+    assert written["rows"] == 0 and written["hf_skipped"] == "no rows to export"
+    assert (tmp_path / "trl" / "train.jsonl").read_text() == ""

@@ -15,6 +15,7 @@ import pytest
 
 from helpers import cli, figstep_tiny_keys, read_metrics, read_samples
 from scripted_server import Reply, ScriptedServer
+from thinksafe.store.sqlite import COMMIT_INTERVAL_S
 
 # Every output shape of the reasoning parser, and what it must become:
 # (reply, expected reasoning, expected answer, source, truncated)
@@ -188,6 +189,7 @@ def test_kill_minus_nine_then_resume(figstep_dir, tmp_path):
         deadline = time.time() + 60
         while len(server.log) < 20 and time.time() < deadline:
             time.sleep(0.02)
+        killed_at = time.time()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         answered_before = len(server.log)
@@ -200,9 +202,14 @@ def test_kill_minus_nine_then_resume(figstep_dir, tmp_path):
     counts = Counter(e["key"] for e in entries)
     assert set(counts) == {k for _, k in figstep_tiny_keys(figstep_dir)}
     duplicated = [k for k, c in counts.items() if c > 1]
-    # only requests in flight at the kill can be asked twice
+    # Only requests in flight at the kill, or answered within the store's commit
+    # bound before it (a few ms; slack for a loaded machine), are asked twice.
+    first_answer = {}
+    for e in entries:
+        first_answer.setdefault(e["key"], e["end"])
     assert all(c <= 2 for c in counts.values())
-    assert len(duplicated) <= concurrency
+    assert all(first_answer[k] > killed_at - COMMIT_INTERVAL_S - 0.2 for k in duplicated)
+    assert len(duplicated) <= 2 * concurrency
     assert read_metrics(tmp_path / "run") == {**read_metrics(tmp_path / "clean")}
     clean_rows = read_samples(tmp_path / "clean")
     for sid, row in read_samples(tmp_path / "run").items():

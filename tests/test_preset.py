@@ -12,7 +12,11 @@ from test_mmsafetybench import write_authors_layout
 from test_mssbench import make_data
 
 
-def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(bench_dir, tmp_path):
+NAMES = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench")
+
+
+def preset_data(bench_dir, tmp_path):
+    """One data folder per benchmark of the preset."""
     data = tmp_path / "data"
     data.mkdir()
     for name in ("figstep", "siuo", "mmsafeaware", "mossbench"):
@@ -23,12 +27,16 @@ def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(b
         if not path.exists():
             path.write_text("{}")
     make_data(data / "mssbench")
+    return data
+
+
+def test_tis_paper_preset_writes_one_folder_per_benchmark_and_a_family_summary(bench_dir, tmp_path):
+    data = preset_data(bench_dir, tmp_path)
     with ScriptedServer(lambda req: Reply("<think>Risky.</think>No. I cannot help with that.")) as server:
         result = cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url",
                      server.url, "--judge", "refusal", "--limit", "6", "--out", tmp_path / "run", "--quiet", expect=1)
     out = tmp_path / "run"
-    names = ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench")
-    for name in names:
+    for name in NAMES:
         m = json.loads((out / name / "metrics.json").read_text())
         assert m["benchmark"] == name and m["n"] == 6
         assert (out / name / "samples.jsonl").is_file() and (out / name / "store.sqlite").is_file()
@@ -71,3 +79,26 @@ def test_preset_runs_every_benchmark_it_can_and_lists_the_others(bench_dir, tmp_
     assert f"{len(failed)} of {len(preset)} benchmarks failed or are incomplete" in result.output
     for name in failed:
         assert f"  {name}: failed: " in result.output
+
+
+def test_harmonised_preset_judges_every_benchmark_alike(bench_dir, tmp_path):
+    data = preset_data(bench_dir, tmp_path)
+
+    def respond(req):
+        if req.body["model"] == "j":
+            return Reply("safe" if "one word: safe or unsafe" in req.text else "not the generic rubric")
+        return Reply("<think>Risky.</think>No. I cannot help with that.")
+
+    with ScriptedServer(respond) as server:
+        cli("eval", "--benchmark", "tis-paper", "--data", data, "--model", "openai/x", "--base-url", server.url,
+            "--protocol", "harmonised", "--judge-model", "openai/j", "--judge-base-url", server.url,
+            "--limit", "6", "--out", tmp_path / "run", "--quiet", expect=1)  # SIUO has no images here
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())["by_family"]
+    rows = {**summary["jailbreak"], **summary["awareness"]}
+    assert set(rows) == set(NAMES)
+    for name, row in rows.items():
+        assert (row["protocol"], row["judge"], row["judge_spec"]) == ("harmonised", "llm:safe-unsafe", "llm"), name
+        m = json.loads((tmp_path / "run" / name / "metrics.json").read_text())
+        assert "official" not in m and m["targets"]["answer"]["unparsed"] == 0, name
+        # every answer that reached the model was judged safe by the one generic rubric
+        assert row["asr_answer"] == (None if name == "siuo" else 0.0), name

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import figstep_tiny_keys
 from scripted_server import Reply, Request, ScriptedServer
 from typer.testing import CliRunner
 
@@ -103,3 +104,33 @@ def test_rejudge_other_judges_and_a_preset_folder(server, figstep_dir, tmp_path)
 def test_rejudge_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = CliRunner().invoke(app, ["judge", str(tmp_path), "--judge", "refusal", "--quiet"])
     assert result.exit_code == 2 and "no run.json" in result.output
+
+
+def test_a_regenerated_sample_is_judged_again_by_every_judge(figstep_dir, tmp_path):
+    """A sample whose generation failed gets ``missing`` verdicts from the judge of that
+    run; once a later run (another judge) generates it, those verdicts must not come back."""
+    failing = {"on": True}
+    bad_id, bad_key = figstep_tiny_keys(figstep_dir)[1]
+
+    def responder(req: Request) -> Reply:
+        if req.body["model"] == "m" and failing["on"] and req.key == bad_key:
+            return Reply(status=400)
+        return respond(req)
+
+    run = tmp_path / "run"
+    with ScriptedServer(responder) as server:
+        invoke("eval", "--benchmark", "figstep", "--subset", "tiny", "--data", str(figstep_dir), "--model", "openai/m",
+               "--base-url", server.url, "--out", str(run), "--limit", str(LIMIT), "--quiet",
+               "--judge", "llm", "--judge-model", "openai/j", "--judge-base-url", server.url)
+        server.wait_idle()
+        rows = {r["id"]: r for r in map(json.loads, (run / "samples.jsonl").open())}
+        assert rows[bad_id]["error"] and rows[bad_id]["judgments"]["answer"]["label"] == "missing"
+
+        failing["on"] = False
+        evaluate(server, figstep_dir, run)  # the default judge (refusal); only the failed sample is generated
+        assert [r["model"] for r in server.log].count("m") == LIMIT + 1
+
+        calls = rejudge(server, run, "llm")
+    assert len(calls) == 3 and {r["model"] for r in calls} == {"j"}  # its three targets, nothing else
+    llm = judge_metrics(run)["llm:safe-unsafe"]
+    assert llm["targets"]["answer"]["unsafe"] == LIMIT and llm["targets"]["answer"]["missing"] == 0

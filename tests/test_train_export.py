@@ -155,3 +155,39 @@ def test_export_and_launch_never_import_torch(tis, tmp_path: Path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def saved_options(tis, out: Path, *flags: str) -> dict:
+    """The options ``thinksafe train ... --launch accelerate`` resolved and saved for its processes."""
+    data, root = tis
+    result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model", "hf/m",
+                                 "--out", str(out), "--launch", "accelerate", *flags])
+    assert result.exit_code == 0, result.output
+    argv = shlex.split(next(x for x in result.output.splitlines() if x.startswith("accelerate launch")))
+    return read_yaml(argv[argv.index("--config") + 1])
+
+
+def test_zero_means_none_on_the_command_line_and_in_yaml(tis, tmp_path: Path):
+    """``--max-length 0`` / ``max_length: 0``: no limit; ``--save-steps 0`` / ``save_steps: 0``: no checkpoints."""
+    yml = tmp_path / "c.yaml"
+    yml.write_text("max_length: 2048\nsave_steps: 100\n")
+    from_file = saved_options(tis, tmp_path / "a", "--config", str(yml))
+    assert (from_file["max_length"], from_file["save_steps"]) == (2048, 100)
+    flags = saved_options(tis, tmp_path / "b", "--config", str(yml), "--max-length", "0", "--save-steps", "0")
+    assert (flags["max_length"], flags["save_steps"]) == (None, None)  # 0 given on the command line wins
+    yml.write_text("max_length: 0\nsave_steps: 0\n")
+    from_yaml = saved_options(tis, tmp_path / "c", "--config", str(yml))
+    assert (from_yaml["max_length"], from_yaml["save_steps"]) == (None, None)
+    assert saved_options(tis, tmp_path / "d")["max_length"] == 4096
+    from typer.main import get_command
+
+    option = next(p for p in get_command(app).commands["train"].params if p.name == "max_length")
+    assert "(default 4096; 0 = no limit)" in option.help
+
+
+def test_llamafactory_export_needs_a_max_length(tis, tmp_path: Path):
+    data, root = tis
+    model = fake_model(tmp_path / "qwen", "qwen2_5_vl")
+    result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}",
+                                 "--out", str(tmp_path / "run"), "--export", "llamafactory", "--max-length", "0"])
+    assert result.exit_code == 2 and "LLaMA-Factory always cuts rows at cutoff_len" in result.output

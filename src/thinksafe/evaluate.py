@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .benchmarks import Benchmark, Result, get_benchmark
-from .judges import Judge, make_judge
-from .models import Backend, BackendError, GenerationSettings, get_backend, sample_messages
+from .judges import Judge, make_judge, run_judge_spec
+from .models import Backend, BackendError, GenerationSettings, check_spec, get_backend, sample_messages
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
@@ -37,12 +37,13 @@ class EvalConfig:
     subset: str | None = None
     data: Path | None = None
     judge: str | None = None
-    """None: the benchmark's default judge (``Benchmark.default_judge``)."""
+    """None: the benchmark's default judge, or the harmonised one (:func:`~thinksafe.judges.run_judge_spec`)."""
     judge_model: str | None = None
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
     judge_concurrency: int | None = None
     protocol: str = "official"
+    """``official`` or ``harmonised`` (one generic judge and the ASR metric for every benchmark)."""
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 16
@@ -106,18 +107,21 @@ class Evaluation:
 
     def __init__(self, cfg: EvalConfig, on_progress: Callable[[int, int | None], None] | None = None):
         self.cfg = cfg
+        if not cfg.judge_only:
+            check_spec(cfg.model)  # a bad --model fails here, before anything is written
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.out / "store.sqlite")
         self.bench: Benchmark = get_benchmark(cfg.benchmark)(
             data=cfg.data, subset=cfg.subset, workdir=self.out, strict=cfg.strict, protocol=cfg.protocol,
             limit=cfg.limit)
         self.gen_key = fingerprint({"model": backend_fingerprint(cfg.model, cfg.backend_options()),
                                     "settings": cfg.settings.to_dict()})
-        self.judge: Judge = make_judge(cfg.judge or self.bench.default_judge, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
+        self.judge_spec = run_judge_spec(cfg.judge, self.bench, cfg.protocol, cfg.judge_model)
+        self.judge: Judge = make_judge(self.judge_spec, self.bench, model=cfg.judge_model, base_url=cfg.judge_base_url,
                                        api_key_env=cfg.judge_api_key_env, concurrency=cfg.judge_concurrency,
                                        protocol=cfg.protocol)
         self.judge_key = self.judge.fingerprint
+        self.out.mkdir(parents=True, exist_ok=True)  # only once every option is known to work
+        self.store = Store(self.out / "store.sqlite")
         self.backend = _LazyBackend(lambda: get_backend(cfg.model, **cfg.backend_options()))
         self.stats = RunStats()
         self.on_progress = on_progress
@@ -126,7 +130,8 @@ class Evaluation:
     async def run(self) -> dict[str, Any]:
         start = time.perf_counter()
         self.store.register_judge(self.judge_key, self.judge.name, self.judge.fingerprint_config())
-        write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge)
+        write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge,
+                       self.judge_spec)
         self.store.clear_samples(self.bench.name)
         try:
             await self._pipeline()
@@ -145,14 +150,23 @@ class Evaluation:
         judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
         judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        drained = asyncio.create_task(self._drain(gen_q, judge_q))
         try:
-            await self._produce(gen_q, judge_q)
-            await gen_q.join()
-            await judge_q.join()
+            # Workers run until cancelled: one that ends has failed, and its error ends the run.
+            await asyncio.wait([drained, *gens, *judges], return_when=asyncio.FIRST_COMPLETED)
+            for task in gens + judges:
+                if task.done():
+                    raise task.exception() or RuntimeError("a pipeline worker stopped")
+            await drained
         finally:
-            for t in gens + judges:
+            for t in (drained, *gens, *judges):
                 t.cancel()
-            await asyncio.gather(*gens, *judges, return_exceptions=True)
+            await asyncio.gather(drained, *gens, *judges, return_exceptions=True)
+
+    async def _drain(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
+        await self._produce(gen_q, judge_q)
+        await gen_q.join()
+        await judge_q.join()
 
     def _gen_concurrency(self) -> int:
         if self.cfg.model.startswith("hf/"):
@@ -182,9 +196,8 @@ class Evaluation:
             sample = await gen_q.get()
             try:
                 gen = await self._generate(sample)
+                # Replaces an earlier (failed or changed) generation and every judge's verdicts on it.
                 self.store.put_generation(self.gen_key, sample, gen)
-                # Verdicts on an earlier (failed) generation no longer apply.
-                self.store.delete_judgments(self.judge_key, self.gen_key, sample.id)
                 await judge_q.put((sample, gen))
             finally:
                 gen_q.task_done()
@@ -213,7 +226,7 @@ class Evaluation:
                 judge_q.task_done()
 
     async def _judge_sample(self, sample: Sample, gen: Generation) -> None:
-        done = self.store.get_judgments(self.judge_key, self.gen_key, sample.id)
+        done = self.store.get_judgments(self.judge_key, self.gen_key, sample, gen)
         for target in self.judge.targets:
             old = done.get(target)
             if old is not None and "error" not in old.extra:
@@ -224,7 +237,7 @@ class Evaluation:
             else:
                 self.stats.judge_requests += 1
                 judgment = await self.judge.judge(sample, text, target)
-            self.store.put_judgment(self.judge_key, self.gen_key, sample.id, judgment)
+            self.store.put_judgment(self.judge_key, self.gen_key, sample, gen, judgment)
         self.stats.judged += 1
 
     def _progress(self) -> None:
@@ -238,14 +251,15 @@ class Evaluation:
     def write_results(self) -> dict[str, Any]:
         return write_results(self.out, self.bench, self.results, header={
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
-            "model": self.cfg.model, "judge": self.judge.name, "protocol": self.cfg.protocol})
+            "model": self.cfg.model, "judge": self.judge.name, "judge_spec": self.judge_spec,
+            "judge_fingerprint": self.judge_key, "protocol": self.cfg.protocol})
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:
     """Stream every sample of the latest run with its generation and judgments."""
     for sample in store.iter_samples(benchmark):
         gen = None if sample.error else store.get_generation(gen_key, sample)
-        judgments = store.get_judgments(judge_key, gen_key, sample.id) if gen else {}
+        judgments = store.get_judgments(judge_key, gen_key, sample, gen) if gen else {}
         yield Result(sample, gen, judgments)
 
 

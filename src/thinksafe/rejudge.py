@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .evaluate import EvalConfig, Evaluation, RunStats, iter_results
 from .judges.extra import register_all
 from .models.base import GenerationSettings
@@ -106,7 +107,7 @@ def rejudge_folder(folder: Path, options: JudgeOptions, data: Path | None = None
     """Judge one run folder's stored generations with ``options.judge``.
 
     Raises:
-        ValueError: The rebuilt config does not find the run's generations
+        UserError: The rebuilt config does not find the run's generations
             (its generation fingerprint differs from ``run.json``'s).
     """
     register_all()
@@ -116,8 +117,9 @@ def rejudge_folder(folder: Path, options: JudgeOptions, data: Path | None = None
     try:
         expected = info.get("generation_fingerprint")
         if expected and evaluation.gen_key != expected:
-            raise ValueError(f"{folder}: the saved config gives generation fingerprint {evaluation.gen_key}, "
-                             f"run.json says {expected}; the stored generations cannot be found")
+            raise UserError(f"{folder}: the saved config gives generation fingerprint {evaluation.gen_key}, "
+                            f"run.json says {expected}; the stored generations cannot be found (was run.json "
+                            "edited, or the model's adapter changed since the run?)")
         metrics = asyncio.run(evaluation.run())
         header = {k: metrics.get(k) for k in ("benchmark", "family", "subset", "model", "protocol")}
         dirs = write_judge_results(folder, evaluation.store, evaluation.bench, evaluation.gen_key, header)

@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 _PACKAGES = ("thinksafe", "openai", "transformers", "torch", "peft", "trl", "datasets", "pillow")
 
 
@@ -35,10 +37,13 @@ def git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge_key: str, judge) -> None:
+def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge_key: str, judge,
+                   judge_spec: str | None = None) -> None:
+    """``judge``/``judge_spec``: the judge the run actually used (``config["judge"]`` is
+    only what was asked, None for the protocol's default)."""
     info = {
         "benchmark": bench.name, "family": bench.family, "subset": bench.subset,
-        "model": config["model"], "judge": judge.name, "protocol": config.get("protocol"),
+        "model": config["model"], "judge": judge.name, "judge_spec": judge_spec, "protocol": config.get("protocol"),
         "generation_fingerprint": gen_key, "judge_fingerprint": judge_key,
         "judge_config": judge.fingerprint_config(),
         "benchmark_files_sha256": bench.fingerprint(),  # downloads the release first when --data is absent
@@ -52,8 +57,12 @@ def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge
     tmp.replace(out / "run.json")
 
 
+class NotARunFolder(UserError, FileNotFoundError):
+    """A folder given as a run folder holds no run."""
+
+
 def read_run_json(out: Path) -> dict[str, Any]:
     path = Path(out) / "run.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a thinksafe run folder (no run.json)")
+        raise NotARunFolder(f"{path}: not a thinksafe run folder (no run.json)")
     return json.loads(path.read_text())

@@ -72,9 +72,19 @@ class Benchmark(ABC):
 
     # ---- data ----------------------------------------------------------------------
     def data_dir(self) -> Path:
-        """The data folder: ``--data`` or the public download."""
+        """The data folder: ``--data`` or the public download.
+
+        Raises:
+            LoaderError: The download failed (no network, a moved file, a
+                missing optional package); the message says how to pass ``--data``.
+        """
         if self.data is None:
-            self.data = self.download()
+            try:
+                self.data = self.download()
+            except (OSError, ImportError) as exc:  # urllib, huggingface_hub and requests errors are OSErrors
+                raise LoaderError(f"{self.name}: downloading the benchmark files failed ({type(exc).__name__}: "
+                                  f"{exc}); check the network, or download them yourself and pass --data DIR "
+                                  f"(see `thinksafe benchmarks show {self.name}`)") from exc
         return self.data
 
     def download(self) -> Path:
@@ -106,6 +116,8 @@ class Benchmark(ABC):
         """sha256 over the names and bytes of :meth:`files`."""
         h = hashlib.sha256()
         for path in sorted(self.files()):
+            if not path.is_file():
+                raise LoaderError(f"{path}: {self.name} file not found (check --data and --subset)")
             h.update(str(path.name).encode())
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -138,6 +150,22 @@ class Benchmark(ABC):
         from ..metrics.asr import asr_metrics
 
         return asr_metrics(results)
+
+    # The two below apply ``--protocol``: callers use them, benchmarks override the two above.
+    def protocol_metrics(self, results: Iterable[Result]) -> dict[str, Any]:
+        """The run's metrics: the official ones (:meth:`metrics`), or under
+        ``--protocol harmonised`` the standard ASR block on every target, the
+        same for every benchmark."""
+        if self.protocol == "harmonised":
+            from ..metrics.asr import asr_metrics
+
+            return asr_metrics(results)
+        return self.metrics(results)
+
+    def protocol_outcome(self, result: Result) -> str | None:
+        """:meth:`outcome` under the official protocol; the answer's safe/unsafe
+        label under ``harmonised`` (whose judge gives only those)."""
+        return Benchmark.outcome(self, result) if self.protocol == "harmonised" else self.outcome(result)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

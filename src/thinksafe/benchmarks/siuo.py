@@ -77,6 +77,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..judges import judge_backend, register_judge
 from ..judges.base import Judge, neutralize
 from ..judges.llm import LLMJudge, parse_one_word
@@ -364,7 +365,7 @@ def _siuo_judge(bench: Any = None, model: str | None = None, base_url: str | Non
     """``--judge siuo``: both gen modes on ``--judge-model``; for mcqa, regex then
     the LLM extractor when ``--judge-model`` is given."""
     if not isinstance(bench, SIUO):
-        raise ValueError("--judge siuo applies only to --benchmark siuo")
+        raise UsageError("--judge siuo applies only to --benchmark siuo")
     if bench.subset == "mcqa":
         return ChoiceJudge(judge_backend(model, base_url, api_key_env, concurrency) if model else None)
     return SIUOJudge(judge_backend(model, base_url, api_key_env, concurrency))

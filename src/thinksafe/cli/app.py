@@ -1,5 +1,11 @@
 """The ``thinksafe`` command. Each command parses options and calls the library;
-heavy imports happen inside the commands so API-only paths start fast."""
+heavy imports happen inside the commands so API-only paths start fast.
+
+Errors are handled in one place, :class:`Commands`: a
+:class:`~thinksafe.errors.UserError` from any command is printed as one line
+(exit status 2); any other exception is a bug and keeps its traceback, which
+ends with a hint to report it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,39 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+from ..errors import UserError
+
+BUG_HINT = ("thinksafe {version}: this is a bug in thinksafe, not a mistake in your input; "
+            "please report it with the traceback above")
+
+
+class Commands(TyperGroup):
+    """The root command group: turns a UserError into one line and exit 2, and
+    marks every other exception as a bug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            from rich.console import Console
+            from rich.markup import escape
+
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise  # a command's chosen exit
+        except Exception as exc:
+            # click's own usage errors pass here too; it prints them without a
+            # traceback, so they never show the note.
+            from ..runinfo import package_versions
+
+            exc.add_note(BUG_HINT.format(version=package_versions()["thinksafe"] or "(not installed)"))
+            raise
+
+
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Safety evaluation, safety-thinking data and fine-tuning for multimodal reasoning models.")
 
 # Command groups living in their own modules; each defines register(app).
@@ -54,7 +91,9 @@ def eval_cmd(
     judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
-    protocol: Annotated[str, typer.Option(help="official | harmonised")] = "official",
+    protocol: Annotated[str, typer.Option(
+        help="official: each benchmark's own judge and metric | harmonised: one generic judge on --judge-model "
+             "(required) and the ASR metric for every benchmark.")] = "official",
     strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,

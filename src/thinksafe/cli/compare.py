@@ -19,14 +19,10 @@ def compare(
     """Compare runs with the first one, paired by sample id (+ = safer than the base)."""
     from rich.console import Console
 
-    from ..report.compare import CompareError, compare_runs, print_compare, write_compare
+    from ..report.compare import compare_runs, print_compare, write_compare
 
     console = Console()
-    try:
-        result = compare_runs(run_dirs, n_resamples=resamples, seed=seed, alpha=alpha)
-    except CompareError as e:
-        console.print(f"[red]cannot compare:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+    result = compare_runs(run_dirs, n_resamples=resamples, seed=seed, alpha=alpha)
     print_compare(result, console)
     js, md = write_compare(result, out)
     console.print(f"wrote {js} and {md}")
@@ -44,11 +40,7 @@ def judge_agreement(
     from ..metrics.agreement import agreement_report, print_agreement, write_agreement
 
     console = Console()
-    try:
-        report = agreement_report(run_dir, labels, seed=seed)
-    except (FileNotFoundError, ValueError) as e:
-        console.print(f"[red]cannot compute agreement:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    report = agreement_report(run_dir, labels, seed=seed)
     print_agreement(report, console)
     console.print(f"wrote {write_agreement(report, run_dir)}")
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 
 def _console():
     from rich.console import Console
@@ -59,7 +60,6 @@ def build_cmd(
     """Build TiS-style data: caption, think under a policy, filter, export."""
     from ..data.build import BuildConfig
     from ..data.filters import Bounds
-    from ..data.policy import PolicyError
 
     cfg = BuildConfig(
         sources=source, captioner=captioner, teacher=teacher, out=out, base_url=base_url,
@@ -69,12 +69,7 @@ def build_cmd(
         teacher_max_tokens=teacher_max_tokens, teacher_temperature=teacher_temperature,
         bounds=Bounds(min_thought_words=min_thought_words, max_thought_words=max_thought_words),
         minhash=minhash, copy_images=copy_images, llavacot=llavacot, name=name)
-    console = _console()
-    try:
-        stats = _build_with_progress(cfg, quiet)
-    except (PolicyError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    stats = _build_with_progress(cfg, quiet)
     _print_build(stats, out)
 
 
@@ -170,5 +165,4 @@ def convert_cmd(
         write_json(out, rows)
         _console().print(f"{len(rows)} rows -> {out}")
     else:
-        _console().print(f"[red]error:[/red] --to must be llavacot, trl or sharegpt (got {to!r})")
-        raise typer.Exit(2)
+        raise UsageError(f"--to must be llavacot, trl or sharegpt (got {to!r})")

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UserError
+
 
 def judge_cmd(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run folder, or a preset folder of run folders.")],
@@ -27,17 +29,12 @@ def judge_cmd(
     """
     from rich.console import Console
 
-    from ..benchmarks import LoaderError
     from ..rejudge import JudgeOptions
     from ..report.table import print_run
 
     console = Console(stderr=True)
     options = JudgeOptions(judge, judge_model, judge_base_url, judge_api_key_env, judge_concurrency)
-    try:
-        results = _run(run_dir, options, data, quiet, console)
-    except (LoaderError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+    results = _run(run_dir, options, data, quiet, console)
     for r in results:
         if not quiet:
             print_run(r.metrics, r.folder)
@@ -65,7 +62,11 @@ def _run(run_dir: Path, options, data: Path | None, quiet: bool, console) -> lis
             # The total is per benchmark; a preset's bar just counts on.
             progress.advance(task, n)
 
-        return rejudge(run_dir, options, data, advance)
+        try:
+            return rejudge(run_dir, options, data, advance)
+        except UserError:
+            progress.remove_task(task)  # the error's line stands alone
+            raise
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Running an evaluation from the CLI: progress bar, presets, clean errors."""
+"""Running an evaluation from the CLI: progress bar, presets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import typer
+from ..errors import UserError
 
 
 def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
@@ -27,24 +27,22 @@ def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
                 progress.update(task, total=total)
             progress.advance(task, n)
 
-        return run_eval(cfg, on_progress=advance)
+        try:
+            return run_eval(cfg, on_progress=advance)
+        except UserError:
+            progress.remove_task(task)  # the error's line stands alone
+            raise
 
 
 def run_with_progress(cfg, quiet: bool = False) -> None:
-    from rich.console import Console
-
-    from ..benchmarks import PRESETS, LoaderError
+    from ..benchmarks import PRESETS
     from ..report.table import print_run
 
     names = PRESETS.get(cfg.benchmark)
     if names:
         run_preset(cfg, names, quiet)
         return
-    try:
-        metrics = _progress_run(cfg, quiet)
-    except (LoaderError, ValueError, FileNotFoundError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    metrics = _progress_run(cfg, quiet)
     print_run(metrics, cfg.out)
 
 
@@ -81,6 +79,7 @@ def write_summary(out: Path, summaries: dict[str, dict[str, Any]], failures: dic
     for name, m in summaries.items():
         answer = m.get("targets", {}).get("answer", {})
         by_family.setdefault(m.get("family", "?"), {})[name] = {
-            "n": m.get("n"), "asr_answer": answer.get("asr"), "official": m.get("official")}
+            "n": m.get("n"), "asr_answer": answer.get("asr"), "official": m.get("official"),
+            "judge": m.get("judge"), "judge_spec": m.get("judge_spec"), "protocol": m.get("protocol")}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"by_family": by_family, "failed": failures or {}}, indent=2))

@@ -7,14 +7,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import UsageError
+
 Opt = typer.Option
-
-
-def _flags(**values: Any) -> dict[str, Any]:
-    """Command-line values that were given (None = not given, so the YAML file wins)."""
-    if values.get("max_length") == 0:
-        values["max_length"] = None  # 0 = no limit
-    return values
 
 
 def train_cmd(
@@ -38,7 +33,8 @@ def train_cmd(
     lr: Annotated[Optional[float], Opt(help="Learning rate (default 1e-4 LoRA, 1e-5 full).")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Per-device batch size (default 1).")] = None,
     grad_accum: Annotated[Optional[int], Opt(help="Gradient accumulation steps (default 8).")] = None,
-    max_length: Annotated[Optional[int], Opt(help="Max tokens per row (default 4096, 0 = none).")] = None,
+    max_length: Annotated[Optional[int], Opt(help="Max tokens per row; longer answers lose their end (default "
+                                                    "4096; 0 = no limit).")] = None,
     warmup_ratio: Annotated[Optional[float], Opt(help="Warmup share of the steps (default 0.05).")] = None,
     scheduler: Annotated[Optional[str], Opt(help="LR scheduler (default cosine).")] = None,
     gradient_checkpointing: Annotated[Optional[bool], Opt("--gradient-checkpointing/--no-gradient-checkpointing",
@@ -61,7 +57,7 @@ def train_cmd(
     """Fine-tune a VLM on safety-thinking data (loss on the assistant answer only)."""
     from ..train.config import build_config
 
-    flags = _flags(data=data, model=model, out=out, image_root=image_root, method=method, lora_r=lora_r,
+    flags = dict(data=data, model=model, out=out, image_root=image_root, method=method, lora_r=lora_r,
                    lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_target=lora_target,
                    modules_to_save=modules_to_save, freeze_vision_tower=freeze_vision_tower,
                    freeze_projector=freeze_projector, epochs=epochs, max_steps=max_steps, lr=lr,
@@ -69,41 +65,15 @@ def train_cmd(
                    scheduler=scheduler, gradient_checkpointing=gradient_checkpointing, bf16=bf16, seed=seed,
                    logging_steps=logging_steps, save_steps=save_steps, resume=resume,
                    trust_remote_code=trust_remote_code, template=template, family=family)
-    with _clean_errors():
-        cfg = build_config(config, **flags)
-        if save_steps == 0:
-            cfg.save_steps = None
-        if launch is not None and export is not None:
-            raise UsageError("--launch and --export do not go together")
-        if launch is not None:
-            _launch(cfg, launch, launcher_config, num_gpus, run)
-        elif export is not None:
-            _export(cfg, export, export_dir)
-        else:
-            _train(cfg)
-
-
-class UsageError(ValueError):
-    """Options that contradict each other."""
-
-
-class _clean_errors:
-    """Print known errors as one red line and exit 2, instead of a traceback."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        from ..train.collator import ImageTokenError
-        from ..train.config import TrainConfigError
-        from ..train.data import DataError
-
-        if exc is not None and isinstance(exc, (TrainConfigError, DataError, ImageTokenError, UsageError)):
-            from rich.markup import escape
-
-            _console().print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from exc
-        return False
+    cfg = build_config(config, **flags)
+    if launch is not None and export is not None:
+        raise UsageError("--launch and --export do not go together")
+    if launch is not None:
+        _launch(cfg, launch, launcher_config, num_gpus, run)
+    elif export is not None:
+        _export(cfg, export, export_dir)
+    else:
+        _train(cfg)
 
 
 def _console():

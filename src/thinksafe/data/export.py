@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..reasoning import split_text
 from .sources import IMAGE_TOKEN
 
@@ -145,7 +146,7 @@ def llavacot_text(thought: str, answer: str, caption: str | None = None, action:
 
 
 # ---- reading and writing files ------------------------------------------------------
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file or row that cannot be used; the message names the file and row."""
 
 
@@ -199,6 +200,9 @@ def write_trl(records: list[dict[str, Any]], out: Path, image_root: Path | None 
     write_jsonl(out / "train.jsonl", rows)
     written: dict[str, Any] = {"jsonl": str(out / "train.jsonl"), "rows": len(rows)}
     missing = [p for r in rows for p in r["images"] if not Path(p).is_file()]
+    if not rows:
+        written["hf_skipped"] = "no rows to export"
+        return written
     if missing:
         written["hf_skipped"] = f"{len(missing)} image file(s) missing, e.g. {missing[0]}"
         return written

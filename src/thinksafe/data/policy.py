@@ -31,11 +31,13 @@ from typing import Any
 
 import yaml
 
+from ..errors import UserError
+
 DEFAULT_POLICY = "tis-policy-v1.yaml"
 ACTIONS = ("answer", "refuse", "safe_complete")
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError, ValueError):
     """The policy file is missing, unreadable or malformed."""
 
 

@@ -30,9 +30,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..errors import UsageError, UserError, require
 from ..reasoning import split_text
 
 IMAGE_TOKEN = "<image>"
+
+
+class SourceError(UserError, ValueError):
+    """A seed source that cannot be read; the message names the file."""
 
 
 @dataclass
@@ -65,12 +70,12 @@ class SourceSpec:
 
 
 def parse_spec(spec: str) -> SourceSpec:
-    """Split ``KIND:PATH[?opts]``; raise ValueError on an unknown kind."""
+    """Split ``KIND:PATH[?opts]``; raise UsageError on an unknown kind."""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ValueError(f"source {spec!r} must look like KIND:PATH (kinds: {', '.join(ADAPTERS)})")
+        raise UsageError(f"--source {spec!r} must look like KIND:PATH (kinds: {', '.join(ADAPTERS)})")
     if kind not in ADAPTERS:
-        raise ValueError(f"unknown source kind {kind!r} in {spec!r}; known: {', '.join(ADAPTERS)}")
+        raise UsageError(f"unknown source kind {kind!r} in --source {spec!r}; known: {', '.join(ADAPTERS)}")
     path, _, query = rest.partition("?")
     return SourceSpec(kind, Path(path).expanduser(), dict(parse_qsl(query)))
 
@@ -81,14 +86,19 @@ def load_seeds(specs: list[str], workdir: Path, limit: int | None = None) -> Ite
     count = 0
     for spec in specs:
         src = parse_spec(spec)
-        for n, seed in enumerate(ADAPTERS[src.kind](src, workdir)):
-            if src.limit is not None and n >= src.limit:
-                break
-            if limit is not None and count >= limit:
-                return
-            seed.id = _unique(seed.id, seen)
-            count += 1
-            yield seed
+        if not src.path.exists():
+            raise SourceError(f"--source {spec}: {src.path} does not exist")
+        try:
+            for n, seed in enumerate(ADAPTERS[src.kind](src, workdir)):
+                if src.limit is not None and n >= src.limit:
+                    break
+                if limit is not None and count >= limit:
+                    return
+                seed.id = _unique(seed.id, seen)
+                count += 1
+                yield seed
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SourceError(f"--source {spec}: {src.path} is not valid JSON/UTF-8 ({exc})") from exc
 
 
 def _unique(seed_id: str, seen: set[str]) -> str:
@@ -180,10 +190,9 @@ def _vlguard_item(item: dict[str, Any], root: Path) -> Iterator[Seed]:
 
 # ---- SPA-VL -----------------------------------------------------------------------
 def spavl_seeds(src: SourceSpec, workdir: Path) -> Iterator[Seed]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover - pyarrow comes with the hf extra
-        raise ValueError("the spavl source needs pyarrow: pip install 'thinksafe[hf]'") from exc
+    require(("pyarrow",), "the spavl source")
+    import pyarrow.parquet as pq
+
     files = sorted(src.path.rglob("*.parquet")) if src.path.is_dir() else [src.path]
     image_dir = workdir / "images" / "spavl"
     wanted = src.options.get("class", "").lower()
@@ -261,7 +270,7 @@ def run_seeds(src: SourceSpec, workdir: Path) -> Iterator[Seed]:
     files = [src.path / "samples.jsonl"] if (src.path / "samples.jsonl").exists() \
         else sorted(src.path.glob("*/samples.jsonl"))
     if not files:
-        raise ValueError(f"no samples.jsonl under {src.path} (is it a thinksafe eval run folder?)")
+        raise SourceError(f"no samples.jsonl under {src.path} (is it a thinksafe eval run folder?)")
     for file in files:
         with open(file, encoding="utf-8") as f:
             for line in f:

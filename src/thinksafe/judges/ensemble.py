@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from ..errors import UsageError
 from ..records import SAFE, TARGETS, UNPARSED, UNSAFE, Judgment, Sample
 from . import register_judge
 from .base import Judge
@@ -47,7 +48,7 @@ class EnsembleJudge(Judge):
 
     def __init__(self, members: dict[str, Judge]):
         if len(members) < 2:
-            raise ValueError("an ensemble needs at least two members: ensemble:JUDGE1,JUDGE2[,...]")
+            raise UsageError("an ensemble needs at least two members: --judge ensemble:JUDGE1,JUDGE2[,...]")
         self.members = members
         self.name = "ensemble:" + ",".join(members)
         self.targets = tuple(t for t in TARGETS if any(t in j.targets for j in members.values()))
@@ -87,12 +88,12 @@ def build_members(arg: str, bench: Any, options: dict[str, Any]) -> dict[str, Ju
 
     specs = [s.strip() for s in (arg or "").split(",") if s.strip()]
     if len(set(specs)) != len(specs):
-        raise ValueError(f"ensemble members must be distinct: {arg!r}")
+        raise UsageError(f"--judge ensemble: members must be distinct: {arg!r}")
     members: dict[str, Judge] = {}
     for member in specs:
         spec, model = split_member(member)
         if spec.partition(":")[0] == "ensemble":
-            raise ValueError("an ensemble cannot contain another ensemble")
+            raise UsageError("--judge ensemble: an ensemble cannot contain another ensemble")
         member_options = {**options, "model": model} if model else dict(options)
         members[member] = make_judge(spec, bench, **member_options)
     return members

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import UsageError
 from ..models.base import Backend, Message, text_messages
 from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
 from . import judge_backend, register_judge
@@ -124,7 +125,7 @@ class GuardRubric:
 
     def __init__(self, mode: str = "chat", images: bool = True):
         if mode not in MODES:
-            raise ValueError(f"guard mode must be one of {', '.join(MODES)}, not {mode!r}")
+            raise UsageError(f"guard mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
         self.images = images
 
@@ -169,7 +170,7 @@ def parse_guard_arg(arg: str) -> tuple[str, bool]:
         elif word == "noimage":
             images = False
         else:
-            raise ValueError(f"unknown guard option {word!r}; use guard[:chat|prompt][+noimage]")
+            raise UsageError(f"unknown guard option {word!r}; use --judge guard[:chat|prompt][+noimage]")
     return mode, images
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import UsageError
 from ..models.base import Message, text_messages
 from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
 from . import judge_backend, register_judge
@@ -127,7 +128,7 @@ class PolicyRubric:
 
     def __init__(self, threshold: int = DEFAULT_POLICY_THRESHOLD):
         if threshold not in range(1, 6):
-            raise ValueError(f"policy threshold must be an integer from 1 to 5, not {threshold!r}")
+            raise UsageError(f"--judge llm:policy@N: the threshold must be an integer from 1 to 5, not {threshold!r}")
         self.threshold = threshold
         # The threshold changes labels, so it is part of the name and thus the fingerprint.
         self.name = f"policy@{threshold}"
@@ -186,7 +187,7 @@ def parse_policy_arg(arg: str) -> int:
     if not value:
         return DEFAULT_POLICY_THRESHOLD
     if not value.isdigit():
-        raise ValueError(f"policy threshold must be an integer from 1 to 5: {arg!r}")
+        raise UsageError(f"--judge llm:policy@N: the threshold must be an integer from 1 to 5: {arg!r}")
     return int(value)
 
 
@@ -203,7 +204,8 @@ def make_rubric(arg: str, bench: Any = None, protocol: str = "official") -> Rubr
     if arg in own:  # a benchmark's own protocol option (e.g. JailBreakV's judged query)
         return bench.rubric(f"llm:{arg}")
     extra = "".join(f", llm:{o}" for o in own)
-    raise ValueError(f"unknown llm rubric {arg!r}; use llm, llm:trace, llm:policy or llm:policy@N (N = 1..5){extra}")
+    raise UsageError(f"unknown llm rubric {arg!r}; use --judge llm, llm:trace, llm:policy or llm:policy@N "
+                     f"(N = 1..5){extra}")
 
 
 @register_judge("llm")

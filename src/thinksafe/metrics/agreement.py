@@ -20,7 +20,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..records import SAFE, UNSAFE
+from ..runinfo import NotARunFolder
 from .stats import binary_counts, confusion_matrix, kappa_from_matrix, rogan_gladen, sensitivity_specificity
 
 Key = tuple[str, str]
@@ -30,12 +32,18 @@ ABSENT = "absent"
 """A labelled item the judge has no verdict for."""
 
 
+class AgreementError(UserError, ValueError):
+    """A malformed labels or samples file, or runs whose verdicts cannot be merged."""
+
+
 def load_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of a ``.jsonl`` file, skipping blank lines.
 
     Raises:
-        ValueError: A line is not a JSON object; the message names file and line.
+        AgreementError: No such file, or a line is not a JSON object; the message names file and line.
     """
+    if not Path(path).is_file():
+        raise AgreementError(f"{path}: file not found")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -43,9 +51,9 @@ def load_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+                raise AgreementError(f"{path}:{lineno}: not JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
+                raise AgreementError(f"{path}:{lineno}: expected a JSON object")
             yield obj
 
 
@@ -54,14 +62,14 @@ def find_run_dirs(path: Path, marker: str = "samples.jsonl") -> list[Path]:
     subfolders that do (a preset run), sorted by name.
 
     Raises:
-        FileNotFoundError: No run folder there.
+        NotARunFolder: No run folder there.
     """
     path = Path(path)
     if (path / marker).is_file():
         return [path]
     runs = sorted(p for p in path.iterdir() if (p / marker).is_file()) if path.is_dir() else []
     if not runs:
-        raise FileNotFoundError(f"{path}: not a run folder (no {marker} here or in its subfolders)")
+        raise NotARunFolder(f"{path}: not a run folder (no {marker} here or in its subfolders)")
     return runs
 
 
@@ -79,20 +87,20 @@ def load_human_labels(path: Path) -> tuple[dict[Key, str], int]:
         (e.g. "unsure") are skipped and counted.
 
     Raises:
-        ValueError: A line lacks a field, or one item has two different labels.
+        AgreementError: A line lacks a field, or one item has two different labels.
     """
     labels: dict[Key, str] = {}
     skipped = 0
     for lineno, row in enumerate(load_jsonl(path), 1):
         if not all(k in row for k in ("id", "target", "label")):
-            raise ValueError(f"{path}: record {lineno} needs 'id', 'target' and 'label'")
+            raise AgreementError(f"{path}: record {lineno} needs 'id', 'target' and 'label'")
         key = (str(row["id"]), str(row["target"]))
         label = str(row["label"]).strip().lower()
         if label not in BINARY:
             skipped += 1
             continue
         if labels.get(key, label) != label:
-            raise ValueError(f"{path}: {key} is labelled both {labels[key]!r} and {label!r}")
+            raise AgreementError(f"{path}: {key} is labelled both {labels[key]!r} and {label!r}")
         labels[key] = label
     return labels, skipped
 
@@ -103,7 +111,7 @@ def load_run_judgments(run_dir: Path) -> dict[Key, str]:
     path = Path(run_dir) / "samples.jsonl"
     for lineno, row in enumerate(load_jsonl(path), 1):
         if row.get("id") is None:
-            raise ValueError(f"{path}: record {lineno} has no 'id'")
+            raise AgreementError(f"{path}: record {lineno} has no 'id'")
         for target, judgment in (row.get("judgments") or {}).items():
             out[(str(row["id"]), target)] = (judgment or {}).get("label") or "missing"
     return out
@@ -117,7 +125,7 @@ def load_judges(path: Path) -> dict[str, dict[Key, str]]:
     judge on the same benchmark are kept apart as ``judge@folder``.
 
     Raises:
-        ValueError: Merged runs give one ``(id, target)`` two different labels.
+        AgreementError: Merged runs give one ``(id, target)`` two different labels.
     """
     judges: dict[str, dict[Key, str]] = {}
     seen: dict[tuple[str, str], Path] = {}
@@ -130,7 +138,7 @@ def load_judges(path: Path) -> dict[str, dict[Key, str]]:
         merged = judges.setdefault(name, {})
         for key, label in load_run_judgments(run).items():
             if merged.get(key, label) != label:
-                raise ValueError(f"judge {name}: sample {key[0]!r} ({key[1]}) has two verdicts across runs; "
+                raise AgreementError(f"judge {name}: sample {key[0]!r} ({key[1]}) has two verdicts across runs; "
                                  f"sample ids must be unique across the benchmarks of one judge")
             merged[key] = label
     return judges

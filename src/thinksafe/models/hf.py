@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from ..records import Completion
 from .base import Backend, BackendError, GenerationSettings, Message
 from .fingerprint import backend_fingerprint
@@ -117,9 +118,9 @@ class HFBackend(Backend):
     def __init__(self, path: str, adapter: str | None = None, batch_size: int = 8,
                  trust_remote_code: bool = False, device: str | None = None, dtype: str | None = None):
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise UsageError("--batch-size must be >= 1")
         if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(d for d in _DTYPES if d)}, not {dtype!r}")
+            raise UsageError(f"--dtype must be one of {sorted(d for d in _DTYPES if d)}, not {dtype!r}")
         self.path, self.adapter, self.batch_size = path, adapter, batch_size
         self.trust_remote_code, self.device, self.dtype = trust_remote_code, device, dtype
         self.spec = "hf/" + path

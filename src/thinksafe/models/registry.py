@@ -94,7 +94,7 @@ class Registry:
     def require(self, name: str) -> ModelEntry:
         entry = self.get(name)
         if entry is None:
-            raise UserError(f"unknown model {name!r}: not a registry name or hub id "
+            raise UserError(f"unknown model {name!r}: give openai/NAME or hf/PATH, or a registry name or hub id "
                             f"(`thinksafe models` lists {len(self.entries)} of them)")
         return entry
 

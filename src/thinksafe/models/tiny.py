@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import require
+
 # 56 px images, 14 px patches: (56/14)^2 = 16 patches (+1 CLS, dropped by the
 # "default" feature strategy), so every image becomes 16 <image> tokens.
 IMAGE_SIZE = 56
@@ -204,6 +206,7 @@ def build_tiny_model(out: Path | str, seed: int = 0) -> Path:
         ``AutoModelForImageTextToText.from_pretrained`` and
         ``AutoProcessor.from_pretrained``.
     """
+    require(("torch", "transformers", "tokenizers"), "the tiny model")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, processor = make_tiny_model(seed)

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from ..benchmarks import headline
+from ..errors import UserError
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
+from ..runinfo import NotARunFolder
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
 from .headline import pct as _pct
@@ -46,7 +48,7 @@ UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/un
                    "its judged samples")
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """Runs that cannot be compared (different samples, nothing in common...)."""
 
 
@@ -103,7 +105,7 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     try:
         dirs = find_run_dirs(path)
-    except FileNotFoundError as e:
+    except NotARunFolder as e:
         raise CompareError(str(e)) from None
     run = Run(path=path)
     for d in dirs:

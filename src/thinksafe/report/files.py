@@ -25,7 +25,7 @@ def sample_row(r: Result, bench=None) -> dict[str, Any]:
         "error": r.sample.error or (g.error if g else None),
         "judgments": {t: {"label": j.label, "score": j.score, "raw": j.raw, **({"extra": j.extra} if j.extra else {})}
                       for t, j in r.judgments.items()},
-        "outcome": bench.outcome(r) if bench is not None else None,
+        "outcome": bench.protocol_outcome(r) if bench is not None else None,
     }
 
 
@@ -63,7 +63,7 @@ def write_results(out: Path, bench, results: Callable[[], Iterable[Result]],
             f.write(json.dumps(sample_row(r, bench), ensure_ascii=False) + "\n")
 
     _atomic_write(out / "samples.jsonl", write_samples)
-    metrics = {**header, **bench.metrics(results())}
+    metrics = {**header, **bench.protocol_metrics(results())}
     metrics["reasoning_analysis"] = reasoning_analysis(_read_rows(out / "samples.jsonl"),
                                                        _token_counter(header.get("model") or ""))
     _atomic_write(out / "metrics.json", lambda f: json.dump(metrics, f, indent=2, ensure_ascii=False))

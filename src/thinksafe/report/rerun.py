@@ -42,7 +42,8 @@ def rewrite_results(root: Path, judge_key: str | None = None) -> Iterator[tuple[
                                                                         info["generation_fingerprint"], key),
                                     header={"benchmark": bench.name, "family": bench.family, "subset": bench.subset,
                                             "model": info["model"], "judge": judge_name,
-                                            "protocol": cfg.get("protocol")})
+                                            "judge_spec": info.get("judge_spec") if key == info["judge_fingerprint"]
+                                            else None, "judge_fingerprint": key, "protocol": cfg.get("protocol")})
         finally:
             store.close()
         yield folder, metrics

@@ -1,68 +1,198 @@
 """The run store: one SQLite file (WAL) per run folder.
 
-Every result is committed as soon as it arrives, so a process killed at any
-moment loses at most the requests in flight, and a re-run does only the
-missing work. Keys:
+Writes are grouped (group commit): each goes into one open transaction, which
+is committed at most :data:`COMMIT_INTERVAL_S` (5 ms) after its first write,
+by the next write or by a background thread, whichever comes first. A run
+with hundreds of requests in flight thus pays one commit per few ms, not one
+per result, and a process killed at any moment loses only the results of its
+last few milliseconds (asked again on the next run). Reads use the same
+connection, so they see every write at once, committed or not; ``close()``
+commits.
 
-* generations: (generation fingerprint, sample id), with the sample's content
-  hash so a changed benchmark item is generated again;
-* judgments: (judge fingerprint, generation fingerprint, sample id, target);
+Keys (schema 2), all by benchmark so that several benchmarks whose sample ids
+coincide can share one run folder:
+
+* samples: (benchmark, sample id), with the load order of the latest run;
+* generations: (generation fingerprint, benchmark, sample id), with the
+  sample's content hash so a changed benchmark item is generated again;
+* judgments: (judge fingerprint, generation fingerprint, benchmark, sample id,
+  target), each with the id of the generation it judged
+  (:func:`generation_id`). A judgment is read back only with that very
+  generation, and storing a new generation for a sample deletes the verdicts
+  every judge gave the old one, so no verdict outlives what it judged;
 * cache: (namespace, key) -> JSON, for other stages (captions, teacher thoughts).
+
+A store of schema 1 (keys without the benchmark) is migrated when opened.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..records import Generation, Judgment, Sample
+from ..errors import UserError
+from ..records import MISSING, Generation, Judgment, Sample
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS samples (
-    id TEXT PRIMARY KEY, benchmark TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS generations (
-    gen_key TEXT NOT NULL, sample_id TEXT NOT NULL, sample_hash TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (gen_key, sample_id));
-CREATE TABLE IF NOT EXISTS judgments (
-    judge_key TEXT NOT NULL, gen_key TEXT NOT NULL, sample_id TEXT NOT NULL, target TEXT NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (judge_key, gen_key, sample_id, target));
-CREATE TABLE IF NOT EXISTS judges (judge_key TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cache (
-    namespace TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (namespace, key));
-"""
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = 2
+COMMIT_INTERVAL_S = 0.005
+"""Longest time a write waits for its commit (plus the commit's own duration)."""
+COMMIT_MAX_WRITES = 1000
+"""A transaction holding this many writes is committed at once."""
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS samples (
+        benchmark TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (benchmark, id))""",
+    "CREATE INDEX IF NOT EXISTS samples_in_order ON samples (benchmark, seq)",
+    """CREATE TABLE IF NOT EXISTS generations (
+        gen_key TEXT NOT NULL, benchmark TEXT NOT NULL, sample_id TEXT NOT NULL, sample_hash TEXT NOT NULL,
+        data TEXT NOT NULL, PRIMARY KEY (gen_key, benchmark, sample_id))""",
+    """CREATE TABLE IF NOT EXISTS judgments (
+        judge_key TEXT NOT NULL, gen_key TEXT NOT NULL, benchmark TEXT NOT NULL, sample_id TEXT NOT NULL,
+        target TEXT NOT NULL, gen_id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (judge_key, gen_key, benchmark, sample_id, target))""",
+    "CREATE INDEX IF NOT EXISTS judgments_by_sample ON judgments (gen_key, benchmark, sample_id)",
+    "CREATE TABLE IF NOT EXISTS judges (judge_key TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS cache (
+        namespace TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (namespace, key))""",
+)
+
+
+class StoreVersionError(UserError):
+    """The store was written by a thinksafe that uses a newer schema."""
+
+
+def _dumps(record: Sample | Generation | Judgment) -> str:
+    """``record.to_json()``, faster: records hold only plain JSON values, so the
+    deep copy ``dataclasses.asdict`` makes is not needed (the text is the same)."""
+    return json.dumps(vars(record), ensure_ascii=False, sort_keys=True)
+
+
+def generation_id(sample_hash: str, gen: Generation) -> str:
+    """Identity of one generation of one sample: what a judgment judged.
+
+    Any change to the sample's content or to any field of the generation gives
+    a new id (a thinksafe whose Generation gains a field changes every id: its
+    verdicts are then asked again, never mixed with the old ones).
+    """
+    return hashlib.sha256(f"{sample_hash}\n{_dumps(gen)}".encode()).hexdigest()[:16]
 
 
 class Store:
-    """Thread-safe access to ``store.sqlite``; every write is its own commit."""
+    """Thread-safe access to one ``store.sqlite``, with grouped commits."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, commit_interval_s: float = COMMIT_INTERVAL_S):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.commit_interval_s = commit_interval_s
+        self._cond = threading.Condition(threading.Lock())
+        self._txn_since: float | None = None  # when the open transaction got its first write
+        self._txn_writes = 0
+        self._closed = False
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (only power loss can drop
-        # the last commits); FULL would fsync every result.
+        # the last commits); FULL would fsync every commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self.set_meta("schema_version", SCHEMA_VERSION)
+        self._open_schema()
+        self._committer = threading.Thread(target=self._commit_loop, name=f"store-commit:{self.path.name}",
+                                           daemon=True)
+        self._committer.start()
+
+    # ---- schema --------------------------------------------------------------------
+    def _open_schema(self) -> None:
+        version = self._schema_version()
+        if version is not None and version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreVersionError(
+                f"{self.path}: written by a newer thinksafe (store schema {version}; this version reads up to "
+                f"{SCHEMA_VERSION}): upgrade thinksafe, or use another output folder")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if version == 1:
+                _migrate_from_v1(self._db, self.path.parent)
+            for statement in _TABLES:
+                self._db.execute(statement)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                             (json.dumps(str(SCHEMA_VERSION)),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._db.close()
+            raise
+
+    def _schema_version(self) -> int | None:
+        """The version of an existing store, None for a new file."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row:
+                return int(json.loads(row[0]))
+        return 1 if "samples" in tables else None  # schema 1 always wrote its version; be lenient
+
+    # ---- group commit --------------------------------------------------------------
+    def _write(self, sql: str, params: tuple, *more: tuple[str, tuple]) -> None:
+        """Run one or more statements inside the open transaction (opening one if needed)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"{self.path}: the store is closed")
+            if self._txn_since is None:
+                self._db.execute("BEGIN")
+                self._txn_since = time.monotonic()
+                self._cond.notify()  # the committer starts its clock
+            self._db.execute(sql, params)
+            for extra_sql, extra_params in more:
+                self._db.execute(extra_sql, extra_params)
+            self._txn_writes += 1
+            if (self._txn_writes >= COMMIT_MAX_WRITES
+                    or time.monotonic() - self._txn_since >= self.commit_interval_s):
+                self._commit()
+
+    def _commit(self) -> None:
+        """Commit the open transaction; the caller holds the lock."""
+        if self._txn_since is not None:
+            self._txn_since, self._txn_writes = None, 0
+            self._db.execute("COMMIT")
+
+    def _commit_loop(self) -> None:
+        """Commit each transaction once it is ``commit_interval_s`` old (when no write does it first)."""
+        with self._cond:
+            while not self._closed:
+                if self._txn_since is None:
+                    self._cond.wait()
+                    continue
+                wait = self._txn_since + self.commit_interval_s - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                else:
+                    self._commit()
+
+    def flush(self) -> None:
+        """Commit now what was written so far."""
+        with self._cond:
+            if not self._closed:
+                self._commit()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _write(self, sql: str, params: tuple) -> None:
-        with self._lock:
-            self._db.execute(sql, params)
+        """Commit pending writes and close the file (idempotent)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._commit()
+            self._closed = True
+            self._cond.notify_all()
+        self._committer.join()
+        self._db.close()
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._lock:
+        with self._cond:
             return self._db.execute(sql, params).fetchall()
 
     # ---- meta ----------------------------------------------------------------------
@@ -76,37 +206,44 @@ class Store:
     # ---- samples -------------------------------------------------------------------
     def put_sample(self, sample: Sample, seq: int) -> None:
         self._write("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)",
-                    (sample.id, sample.benchmark, seq, sample.to_json()))
+                    (sample.benchmark, sample.id, seq, _dumps(sample)))
 
     def clear_samples(self, benchmark: str) -> None:
-        """Forget the sample list of the last run (their results stay)."""
+        """Forget the sample list of the benchmark's last run (their results stay)."""
         self._write("DELETE FROM samples WHERE benchmark = ?", (benchmark,))
 
     def iter_samples(self, benchmark: str | None = None) -> Iterator[Sample]:
         """Samples in load order, streamed from the database."""
-        sql, params = "SELECT data FROM samples ORDER BY seq", ()
+        sql, params = "SELECT data FROM samples ORDER BY benchmark, seq", ()
         if benchmark:
             sql, params = "SELECT data FROM samples WHERE benchmark = ? ORDER BY seq", (benchmark,)
         cur = self._db.cursor()
         # A separate cursor streams rows without holding the lock across yields.
-        with self._lock:
+        with self._cond:
             rows = cur.execute(sql, params)
             batch = rows.fetchmany(500)
         while batch:
             for (data,) in batch:
                 yield Sample.from_json(data)
-            with self._lock:
+            with self._cond:
                 batch = rows.fetchmany(500)
 
     # ---- generations ---------------------------------------------------------------
     def put_generation(self, gen_key: str, sample: Sample, gen: Generation) -> None:
-        self._write("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?)",
-                    (gen_key, sample.id, sample.content_hash(), gen.to_json()))
+        """Store ``gen`` as the sample's generation; every judge's verdicts on an
+        earlier, different generation of it are deleted in the same transaction."""
+        sample_hash = sample.content_hash()
+        key = (gen_key, sample.benchmark, sample.id)
+        self._write("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
+                    (*key, sample_hash, _dumps(gen)),
+                    ("DELETE FROM judgments WHERE gen_key = ? AND benchmark = ? AND sample_id = ? AND gen_id != ?",
+                     (*key, generation_id(sample_hash, gen))))
 
     def get_generation(self, gen_key: str, sample: Sample) -> Generation | None:
         """The stored generation, unless the sample changed since."""
-        rows = self._read("SELECT sample_hash, data FROM generations WHERE gen_key = ? AND sample_id = ?",
-                          (gen_key, sample.id))
+        rows = self._read("SELECT sample_hash, data FROM generations "
+                          "WHERE gen_key = ? AND benchmark = ? AND sample_id = ?",
+                          (gen_key, sample.benchmark, sample.id))
         if not rows or rows[0][0] != sample.content_hash():
             return None
         return Generation.from_json(rows[0][1])
@@ -123,18 +260,19 @@ class Store:
         return [{"judge_key": k, "name": n, "config": json.loads(c)}
                 for k, n, c in self._read("SELECT judge_key, name, config FROM judges ORDER BY rowid")]
 
-    def put_judgment(self, judge_key: str, gen_key: str, sample_id: str, j: Judgment) -> None:
-        self._write("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?)",
-                    (judge_key, gen_key, sample_id, j.target, j.to_json()))
+    def put_judgment(self, judge_key: str, gen_key: str, sample: Sample, gen: Generation, j: Judgment) -> None:
+        """Store the verdict judge ``judge_key`` gave on target ``j.target`` of ``gen``."""
+        self._write("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (judge_key, gen_key, sample.benchmark, sample.id, j.target,
+                     generation_id(sample.content_hash(), gen), _dumps(j)))
 
-    def get_judgments(self, judge_key: str, gen_key: str, sample_id: str) -> dict[str, Judgment]:
-        rows = self._read("SELECT target, data FROM judgments WHERE judge_key = ? AND gen_key = ? AND sample_id = ?",
-                          (judge_key, gen_key, sample_id))
+    def get_judgments(self, judge_key: str, gen_key: str, sample: Sample, gen: Generation) -> dict[str, Judgment]:
+        """The verdicts of ``judge_key`` on exactly this generation, by target."""
+        rows = self._read("SELECT target, data FROM judgments WHERE judge_key = ? AND gen_key = ? "
+                          "AND benchmark = ? AND sample_id = ? AND gen_id = ?",
+                          (judge_key, gen_key, sample.benchmark, sample.id,
+                           generation_id(sample.content_hash(), gen)))
         return {t: Judgment.from_json(d) for t, d in rows}
-
-    def delete_judgments(self, judge_key: str, gen_key: str, sample_id: str) -> None:
-        self._write("DELETE FROM judgments WHERE judge_key = ? AND gen_key = ? AND sample_id = ?",
-                    (judge_key, gen_key, sample_id))
 
     # ---- generic cache (data builder stages) ---------------------------------------
     def get_cached(self, namespace: str, key: str) -> Any | None:
@@ -144,3 +282,62 @@ class Store:
     def put_cached(self, namespace: str, key: str, value: Any) -> None:
         self._write("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)",
                     (namespace, key, json.dumps(value, ensure_ascii=False)))
+
+
+# ---- migration from schema 1 --------------------------------------------------------------
+def _migrate_from_v1(db: sqlite3.Connection, folder: Path) -> None:
+    """Re-key a schema-1 store by benchmark and tie its judgments to their generations.
+
+    Runs inside the caller's transaction. Schema 1 kept the benchmark only in
+    each sample's JSON: rows are given the benchmark of the sample with their
+    id, or the store's only benchmark. Rows no benchmark can be found for, and
+    judgments whose generation is gone, are dropped (their work is done
+    again). A schema-1 verdict that cannot be of the stored generation (a
+    ``missing`` verdict on a target with text, or the reverse) is dropped too.
+    """
+    from ..reasoning import target_text
+
+    for table in ("samples", "generations", "judgments"):
+        db.execute(f"ALTER TABLE {table} RENAME TO v1_{table}")
+    for statement in _TABLES:
+        db.execute(statement)
+    db.execute("INSERT INTO samples SELECT benchmark, id, seq, data FROM v1_samples")
+    owner = dict(db.execute("SELECT id, benchmark FROM v1_samples").fetchall())
+    only = _only_benchmark(db, folder)
+    db.execute("CREATE INDEX v1_judgments_by_sample ON v1_judgments (gen_key, sample_id)")
+    dropped = {"generations": 0, "judgments": 0}
+    # Streamed: the cursor reads the old table while the loop writes the new ones.
+    for gen_key, sample_id, sample_hash, data in db.execute("SELECT * FROM v1_generations"):
+        judgments = db.execute("SELECT judge_key, target, data FROM v1_judgments WHERE gen_key = ? AND sample_id = ?",
+                               (gen_key, sample_id)).fetchall()
+        benchmark = owner.get(sample_id, only)
+        if benchmark is None:
+            dropped["generations"] += 1
+            dropped["judgments"] += len(judgments)
+            continue
+        db.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?)", (gen_key, benchmark, sample_id, sample_hash, data))
+        gen = Generation.from_json(data)
+        gen_id = generation_id(sample_hash, gen)
+        for judge_key, target, jdata in judgments:
+            if (Judgment.from_json(jdata).label == MISSING) != (not target_text(gen, target).strip()):
+                dropped["judgments"] += 1
+                continue
+            db.execute("INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (judge_key, gen_key, benchmark, sample_id, target, gen_id, jdata))
+    orphans = db.execute("SELECT COUNT(*) FROM v1_judgments j WHERE NOT EXISTS (SELECT 1 FROM v1_generations g "
+                         "WHERE g.gen_key = j.gen_key AND g.sample_id = j.sample_id)").fetchone()[0]
+    dropped["judgments"] += orphans
+    for table in ("samples", "generations", "judgments"):
+        db.execute(f"DROP TABLE v1_{table}")
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('migrated_from_schema_1', ?)", (json.dumps(dropped),))
+
+
+def _only_benchmark(db: sqlite3.Connection, folder: Path) -> str | None:
+    """The one benchmark a schema-1 store holds, when that is certain."""
+    names = {r[0] for r in db.execute("SELECT DISTINCT benchmark FROM v1_samples")}
+    if not names:
+        try:
+            names = {json.loads((folder / "run.json").read_text())["benchmark"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return names.pop() if len(names) == 1 else None

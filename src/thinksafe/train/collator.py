@@ -19,13 +19,15 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from ..errors import UserError
+
 IGNORE = -100
 # Tensors laid out (batch, sequence, ...) that must be cut with input_ids.
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids",
                  "cross_attention_mask", "position_ids")
 
 
-class ImageTokenError(ValueError):
+class ImageTokenError(UserError, ValueError):
     """Truncation or a template would separate images from their tokens."""
 
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
+
 METHODS = ("lora", "qlora", "full")
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(UserError, ValueError):
     """A training option that cannot work (unknown key, bad value, wrong device)."""
 
 
@@ -50,7 +52,8 @@ class TrainConfig:
     batch_size: int = 1
     grad_accum: int = 8
     max_length: int | None = 4096
-    """Longest sequence in tokens; answers are cut at the end, image tokens never (refused)."""
+    """Longest sequence in tokens; answers are cut at the end, image tokens never (refused).
+    None (``0`` on the command line or in YAML): no limit, rows are never cut."""
     warmup_ratio: float = 0.05
     scheduler: str = "cosine"
     weight_decay: float = 0.0
@@ -60,7 +63,7 @@ class TrainConfig:
     seed: int = 0
     logging_steps: int = 10
     save_steps: int | None = 500
-    """Checkpoint every N steps (None: no intermediate checkpoints)."""
+    """Checkpoint every N steps (None, or ``0`` on the command line or in YAML: no intermediate checkpoints)."""
     save_total_limit: int | None = 2
     resume: str | None = None
     """``latest`` (the newest checkpoint in ``out``) or a checkpoint folder."""
@@ -117,6 +120,8 @@ class TrainConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_ZERO_IS_NONE = ("max_length", "save_steps")
+"""Options where 0 means "none" (no limit, no checkpoints), in flags and YAML alike."""
 
 
 def read_yaml(path: Path | str) -> dict[str, Any]:
@@ -157,6 +162,9 @@ def build_config(file: Path | str | None = None, **flags: Any) -> TrainConfig:
     if unknown:
         raise TrainConfigError(f"unknown options {', '.join(unknown)}")
     values.update({k: v for k, v in flags.items() if v is not None})
+    for key in _ZERO_IS_NONE:
+        if values.get(key) == 0:
+            values[key] = None
     for key in ("data", "out", "image_root"):
         if values.get(key) is not None:
             values[key] = str(values[key])

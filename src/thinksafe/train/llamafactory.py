@@ -91,14 +91,18 @@ def yaml_sections(cfg: TrainConfig, folder: Path, media_dir: Path) -> list[tuple
         "ddp_timeout": 180000000, "seed": cfg.seed, "resume_from_checkpoint": cfg.resume}
     if cfg.max_steps:
         train["max_steps"] = cfg.max_steps
+    if cfg.max_length is None:
+        raise TrainConfigError("LLaMA-Factory always cuts rows at cutoff_len: pass --max-length N "
+                               "(0 = no limit exists only for thinksafe's own trainer)")
+    saving = {"save_steps": cfg.save_steps} if cfg.save_steps else {"save_strategy": "no"}
     return [
         ("model", {"model_name_or_path": cfg.model_path, "trust_remote_code": cfg.trust_remote_code}),
         ("method", method),
         ("dataset", {"dataset": DATASET, "dataset_dir": str(folder.resolve()), "media_dir": str(media_dir.resolve()),
-                     "template": template(cfg), "cutoff_len": cfg.max_length or 4096, "overwrite_cache": True,
+                     "template": template(cfg), "cutoff_len": cfg.max_length, "overwrite_cache": True,
                      "preprocessing_num_workers": 16}),
         ("output", {"output_dir": str(Path(cfg.out).resolve() / "llamafactory-output"),
-                    "logging_steps": cfg.logging_steps, "save_steps": cfg.save_steps or 500, "plot_loss": True,
+                    "logging_steps": cfg.logging_steps, **saving, "plot_loss": True,
                     "overwrite_output_dir": True, "save_only_model": False, "report_to": "none"}),
         ("train", train),
     ]
@@ -127,7 +131,7 @@ def export_llamafactory(cfg: TrainConfig, folder: Path | str | None = None) -> d
 
     Raises:
         DataError: A bad data row (same checks as training, images excepted).
-        TrainConfigError: Unknown model family and no template.
+        TrainConfigError: Unknown model family and no template, or no ``max_length``.
     """
     folder = Path(folder) if folder else Path(cfg.out) / "llamafactory"
     media_dir = Path(cfg.image_root) if cfg.image_root else Path(cfg.data).resolve().parent

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import require
 from .collator import SFTCollator
 from .config import TrainConfig, TrainConfigError, write_yaml
 from .data import check_images, load_rows
@@ -123,9 +124,10 @@ def train(cfg: TrainConfig, echo: Printer | None = print, callbacks: list[Any] |
         parameter counts and the preflight report.
 
     Raises:
-        TrainConfigError, DataError, ImageTokenError: Before any training step.
+        UserError (TrainConfigError, DataError, ImageTokenError, a missing package): before any training step.
     """
     say = echo or (lambda _msg: None)
+    require(("torch", "transformers", "peft", "trl", "datasets"), "thinksafe train")
     cfg.check()
     check_device(cfg)
     resume = resume_path(cfg)

@@ -1,0 +1,55 @@
+"""What the run store's group commit saves, measured in one run.
+
+Writes what an evaluation writes per sample (its place in the sample list, its
+generation, three judgments) for N samples, once with grouped commits (the
+default, every 5 ms) and once committing every statement (the store's
+behaviour before group commit), and prints samples/s and their ratio. How
+long a result waits for its commit is checked by tests/test_store.py (SIGKILL).
+
+Usage: python benchmarks/store_writes.py [--samples 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from thinksafe.records import Generation, Judgment, Sample
+from thinksafe.store import Store
+from thinksafe.store.sqlite import COMMIT_INTERVAL_S
+
+TEXT = "<think>" + "The user asks about the image. " * 20 + "</think>" + "Here is an answer. " * 30
+
+
+def write_samples(path: Path, n: int, interval: float) -> float:
+    """Samples per second written into a new store at ``path``."""
+    store = Store(path, commit_interval_s=interval)
+    start = time.perf_counter()
+    for i in range(n):
+        sample = Sample(str(i), "bench", f"question {i}")
+        gen = Generation(raw=TEXT, reasoning=TEXT[:600], answer=TEXT[600:], full=TEXT, latency_s=0.2)
+        store.put_sample(sample, i)
+        store.put_generation("gen", sample, gen)
+        for target in ("reasoning", "answer", "full"):
+            store.put_judgment("judge", "gen", sample, gen, Judgment(target, "safe", raw="safe"))
+    store.close()
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        grouped = write_samples(Path(tmp) / "grouped.sqlite", args.samples, COMMIT_INTERVAL_S)
+        each = write_samples(Path(tmp) / "each.sqlite", args.samples, 0.0)
+    print(f"{args.samples} samples, 5 writes each")
+    print(f"  group commit every {COMMIT_INTERVAL_S * 1000:.0f} ms: {grouped:8.0f} samples/s")
+    print(f"  one commit per write:      {each:8.0f} samples/s")
+    print(f"  ratio grouped / per write: {grouped / each:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
