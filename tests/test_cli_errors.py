@@ -55,11 +55,14 @@ def test_user_errors_are_one_line_and_exit_2(args, words, figstep_dir, tmp_path,
 
 
 def test_a_failed_download_is_a_user_error(tmp_path, monkeypatch):
-    from thinksafe.benchmarks import figstep
+    from thinksafe.benchmarks import download
 
-    monkeypatch.setattr(figstep, "_RAW", "http://127.0.0.1:1/")  # nothing listens there
+    monkeypatch.setattr(download, "GITHUB_RAW", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setattr(download, "BACKOFF_S", 0.0)
+    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache"))
     code, output, _ = invoke("eval", *FIGSTEP, "--model", "openai/m", "--out", tmp_path / "run")
-    assert_user_error(code, output, "figstep: downloading the benchmark files failed", "pass --data DIR")
+    last = output.strip().splitlines()[-1]  # after the download's progress bar
+    assert_user_error(code, last, "cannot download http://127.0.0.1:1/ThuCCSLab/FigStep/", "pass --data DIR")
 
 
 def test_a_missing_optional_package_is_a_user_error(figstep_dir, tmp_path, monkeypatch):
@@ -86,13 +89,13 @@ def test_a_value_error_inside_a_command_is_a_bug_not_a_user_error(tmp_path, monk
 def test_a_bug_prints_its_traceback_then_the_hint(tmp_path):
     script = textwrap.dedent("""
         import sys
-        import thinksafe.report.rerun as rerun
+        import thinksafe.report.inputs as inputs
         from thinksafe.cli import main
 
         def broken(*args, **kwargs):
             return {}["missing key"]
 
-        rerun.rewrite_results = broken
+        inputs.report_inputs = broken
         sys.argv = ["thinksafe", "report", sys.argv[1]]
         main()
     """)
