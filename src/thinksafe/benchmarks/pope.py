@@ -132,11 +132,13 @@ class POPE(CapabilityBenchmark):
             yield sample
 
     def _from_authors_files(self) -> Iterator[Sample]:
-        for split in self.splits():
-            path = self.question_file(split)
+        # Every split's file is checked before the first question is yielded.
+        paths = {split: self.question_file(split) for split in self.splits()}
+        for split, path in paths.items():
             if not path.is_file():
                 raise LoaderError(f"{path}: POPE question file not found (expected the authors' "
                                   f"coco_pope_{split}.json, or the {_HF} parquet files under data/)")
+        for split, path in paths.items():
             with open(path, encoding="utf-8") as f:
                 for line_no, line in enumerate(f, start=1):
                     if line.strip():
