@@ -21,16 +21,23 @@ def questions(bench_dir) -> Path:
     return bench_dir / "pope" / "output" / "coco" / "coco_pope_random.json"
 
 
-@pytest.fixture(scope="module")
-def data(questions, tmp_path_factory) -> Path:
-    """The real random split with one small JPEG under each COCO file name it uses; sizes differ so that
-    no two files are the same (solid colours alone can quantise to identical JPEG bytes)."""
-    root = tmp_path_factory.mktemp("pope")
+def pope_data(root: Path, questions: Path) -> dict[str, int]:
+    """The real random split in ``root`` with one small JPEG under each COCO file name it uses
+    (sizes differ so that no two files are the same: solid colours alone can quantise to identical
+    JPEG bytes). Returns request key -> question_id."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "coco_pope_random.json").symlink_to(questions)
     (root / "val2014").mkdir()
-    names = sorted({json.loads(line)["image"] for line in questions.read_text().splitlines()})
-    for i, name in enumerate(names):
+    rows = [json.loads(line) for line in questions.read_text().splitlines()]
+    for i, name in enumerate(sorted({r["image"] for r in rows})):
         Image.new("RGB", (8 + i % 25, 8 + i // 25), (i % 256, 90, 7)).save(root / "val2014" / name, "JPEG")
+    return {file_key(r["text"], [root / "val2014" / r["image"]]): r["question_id"] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def data(questions, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pope") / "data"
+    pope_data(root, questions)
     return root
 
 
@@ -86,6 +93,7 @@ def test_eval_reproduces_hand_computed_metrics(data, questions, tmp_path):
     rows = [json.loads(line) for line in questions.read_text().splitlines()]
     assert all((r["label"] == "yes") == (r["question_id"] % 2 == 1) for r in rows)
     qid = {file_key(r["text"], [data / "val2014" / r["image"]]): r["question_id"] for r in rows}
+    assert len(qid) == 3000
     out = tmp_path / "run"
     args = ("eval", "--benchmark", "pope", "--subset", "random", "--data", data, "--model", "openai/x",
             "--out", out, "--quiet")

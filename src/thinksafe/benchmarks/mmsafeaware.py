@@ -139,6 +139,7 @@ class MMSafeAware(Benchmark):
     size_note = "prompts; 1,453 can run: ids 2301-2370 (70 over-safety) have no image in the authors' repository"
     default_subset = "all"
     default_judge = "official"
+    over_refusal_categories = ("oversafe",)  # safe sentences: the trade-off's over-refusal side
 
     def prompt_path(self) -> Path:
         return self.data_dir() / "prompt.txt"

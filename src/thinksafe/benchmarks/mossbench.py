@@ -201,6 +201,7 @@ class MOSSBench(Benchmark):
     subsets = {"all": 300, **{t: 100 for t in TYPES}}
     default_subset = "all"
     default_judge = "official"
+    over_refusal_categories = ("*",)  # every query is benign: the trade-off's over-refusal side
 
     def info_path(self) -> Path:
         root = self.data_dir()

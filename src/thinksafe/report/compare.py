@@ -2,18 +2,23 @@
 
 Every run is compared with the FIRST run (the base), benchmark by benchmark,
 on the samples both runs have, paired by sample id. Differences are
-sign-normalised so that "+" always means *safer* than the base:
+sign-normalised so that "+" always means *better* than the base (safer, for
+the safety families):
 
-* safety benchmarks (ASR on the answer, lower is safer): ``base_asr - run_asr``;
-* awareness benchmarks (accuracy / safe rate, higher is safer):
-  ``run_acc - base_acc``, the per-sample outcome being the benchmark's own
-  verdict in ``samples.jsonl`` (``outcome``: ``safe`` = right behaviour,
-  ``unsafe`` = wrong).
+* jailbreak benchmarks (ASR on the answer, lower is safer): ``base_asr - run_asr``;
+* awareness benchmarks (accuracy / safe rate, higher is safer) and capability
+  benchmarks (accuracy, higher is better): ``run_acc - base_acc``, the
+  per-sample outcome being the benchmark's own verdict in ``samples.jsonl``
+  (``outcome``: ``safe`` = right behaviour or answer, ``unsafe`` = wrong).
 
 Both are the mean of ``safe_run - safe_base`` over the pairs, so one paired
 bootstrap and one McNemar test serve both. A pair is used only when both
 answers are judged ``safe`` or ``unsafe``; pairs where either side is
 unparsed/missing are dropped and counted.
+
+When the runs hold capability benchmarks or over-refusal controls, the
+result also carries the safety / capability trade-off of each run
+(:mod:`thinksafe.report.tradeoff`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ import numpy as np
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import MISSING, SAFE, UNSAFE
+from .tradeoff import TRADEOFF_HEADER, tradeoff_legend, tradeoff_rows, tradeoff_summary, write_tradeoff_plot
 
 FAMILIES = {"figstep": "jailbreak", "mmsafetybench": "jailbreak", "jailbreakv": "jailbreak", "hades": "jailbreak",
-            "siuo": "awareness", "mssbench": "awareness", "mmsafeaware": "awareness"}
-SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
+            "siuo": "awareness", "mssbench": "awareness", "mmsafeaware": "awareness", "mossbench": "awareness",
+            "pope": "capability", "scienceqa": "capability", "mmstar": "capability", "mathvista": "capability"}
+ACCURACY_FAMILIES = ("awareness", "capability")
+SCALE = ("run - base on a better-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
 UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/unsafe; pairs where either side is "
                    "unparsed or missing are dropped and counted in 'dropped'; each run's own value uses all of "
@@ -269,7 +277,8 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
     benchmarks: dict[str, Any] = {}
     reps: dict[tuple[str, str], np.ndarray] = {}
     for bench in shared:
-        kind = "accuracy" if _family(bench, runs) == "awareness" else "asr"
+        family = _family(bench, runs)
+        kind = "accuracy" if family in ACCURACY_FAMILIES else "asr"
         base_labels = runs[0].benchmarks[bench].labels
         comparisons = []
         for run in runs[1:]:
@@ -280,13 +289,14 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
                 point, reps[(bench, run.name)] = bootstrap_diffs(a, b, n_resamples, [seed, zlib.crc32(bench.encode())])
             comparisons.append(_comparison(run, a, b, dropped, reps.get((bench, run.name)), point, level, alpha))
         benchmarks[bench] = {
-            "family": _family(bench, runs), "metric": kind,
-            "direction": "lower is safer" if kind == "asr" else "higher is safer",
+            "family": family, "metric": kind,
+            "direction": "lower is safer" if kind == "asr" else
+            "higher is better" if family == "capability" else "higher is safer",
             "n_ids": len(base_labels),
             "runs": [_run_value(r, bench, kind, z) for r in runs],
             "comparisons": comparisons,
         }
-    return {
+    result = {
         "base": runs[0].name,
         "runs": [{"name": r.name, "dir": str(r.path), "model": r.model} for r in runs],
         "alpha": alpha, "level": level, "n_resamples": n_resamples, "seed": seed,
@@ -296,6 +306,8 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
         "skipped_benchmarks": skipped,
         "warnings": _judge_warnings(shared, runs),
     }
+    result["tradeoff"] = tradeoff_summary(result)
+    return result
 
 
 # ---- writers -------------------------------------------------------------------------
@@ -345,9 +357,9 @@ def family_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-BENCH_HEADER = ["benchmark", "family", "metric", "run", "value [CI]", "Δ vs base (+ safer)", "Δ CI",
+BENCH_HEADER = ["benchmark", "family", "metric", "run", "value [CI]", "Δ vs base (+ better)", "Δ CI",
                 "improved / worsened", "McNemar p", "pairs (dropped)", "flag"]
-FAMILY_HEADER = ["family", "run", "benchmarks", "mean Δ (+ safer)", "Δ CI", "improved / worsened",
+FAMILY_HEADER = ["family", "run", "benchmarks", "mean Δ (+ better)", "Δ CI", "improved / worsened",
                  "McNemar p (pooled)", "pairs (dropped)", "flag"]
 
 
@@ -372,6 +384,9 @@ def render_markdown(result: dict[str, Any]) -> str:
              _md_table(BENCH_HEADER, benchmark_rows(result)), "", "## Per family", "",
              "Unweighted mean of the family's benchmark differences; stratified bootstrap CI.", "",
              _md_table(FAMILY_HEADER, family_rows(result))]
+    if result.get("tradeoff"):
+        parts += ["", "## Safety / capability trade-off", "", tradeoff_legend(result["tradeoff"]), "",
+                  _md_table(TRADEOFF_HEADER, tradeoff_rows(result["tradeoff"]))]
     notes = [f"* skipped {b}: missing in {', '.join(names)}" for b, names in result["skipped_benchmarks"].items()]
     notes += [f"* {w}" for w in result["warnings"]]
     if notes:
@@ -380,12 +395,15 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def write_compare(result: dict[str, Any], out_dir: Path | str) -> tuple[Path, Path]:
-    """Write ``compare.json`` and ``compare.md`` into ``out_dir`` (created if needed)."""
+    """Write ``compare.json`` and ``compare.md`` into ``out_dir`` (created if needed), and
+    ``tradeoff.png`` (safety gain against capability change) when the trade-off has both sides."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, md = out / "compare.json", out / "compare.md"
     js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md.write_text(render_markdown(result), encoding="utf-8")
+    if result.get("tradeoff"):
+        write_tradeoff_plot(result["tradeoff"], out / "tradeoff.png")
     return js, md
 
 
@@ -404,6 +422,14 @@ def print_compare(result: dict[str, Any], console: Any = None) -> None:
             style = "bold red" if row[-1] == "DEGRADED" else "green" if row[-1] == "improved" else None
             table.add_row(*row, style=style)
         console.print(table)
+    if result.get("tradeoff"):
+        table = Table(title="Safety / capability trade-off (vs base)")
+        for col in TRADEOFF_HEADER:
+            table.add_column(col, overflow="fold")
+        for row in tradeoff_rows(result["tradeoff"]):
+            table.add_row(*row)
+        console.print(table)
+        console.print(tradeoff_legend(result["tradeoff"]), highlight=False)
     for bench, names in result["skipped_benchmarks"].items():
         console.print(f"[yellow]skipped {bench}: missing in {', '.join(names)}[/yellow]")
     for warning in result["warnings"]:
