@@ -3,6 +3,7 @@ layout, the prompts, and exact metrics through real CLI runs against the scripte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,49 @@ def test_mathvista_llm_extraction_through_the_judge_model(tmp_path):
     o = read_metrics(rule)["official"]
     assert (o["accuracy"], o["correct"], o["wrong"], o["unparsed"]) == (0.5, 2, 1, 1)
     assert read_samples(rule)["1"]["judgments"]["answer"]["extra"]["how"] == "none"
+
+
+# ---- presets -------------------------------------------------------------------------------
+
+def test_capability_preset_runs_the_four_into_one_folder(bench_dir, tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    (data / "pope" / "val2014").mkdir(parents=True)
+    for split in ("random", "popular", "adversarial"):
+        (data / "pope" / f"coco_pope_{split}.json").symlink_to(
+            bench_dir / "pope" / "output" / "coco" / f"coco_pope_{split}.json")
+    Image.new("RGB", (8, 8), "red").save(data / "pope" / "val2014" / "COCO_val2014_000000310196.jpg", "JPEG")
+    write_parquet(data / "scienceqa" / "ScienceQA-IMG" / "test-00000-of-00001.parquet",
+                  scienceqa_columns([r for r in SCIENCEQA if r[6]]))
+    write_parquet(data / "mmstar" / "mmstar.parquet", mmstar_columns())
+    write_parquet(data / "mathvista" / "data" / "testmini-00000-of-00001.parquet", mathvista_columns())
+    with ScriptedServer(lambda req: Reply("<think>Looking.</think>A")) as server:
+        cli("eval", "--benchmark", "capability", "--data", data, "--model", "openai/x", "--base-url", server.url,
+            "--limit", "2", "--out", tmp_path / "run", "--quiet")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())["by_family"]
+    assert list(summary) == ["capability"]
+    assert list(summary["capability"]) == ["pope", "scienceqa", "mmstar", "mathvista"]
+    for name, m in summary["capability"].items():
+        assert m["n"] == 2, name
+    # "A" is no yes/no; the authors' POPE rule reads it as "yes": question 1 ("yes") right, 2 ("no") wrong.
+    assert summary["capability"]["pope"]["official"]["accuracy"] == 0.5
+    assert summary["capability"]["scienceqa"]["official"]["correct"] == 2  # both answers are A
+    assert summary["capability"]["mmstar"]["official"]["accuracy"] == 0.5
+    # MathVista: "A" reads as the multiple-choice letter (3/11, wrong); for the integer question it is unparsed.
+    assert summary["capability"]["mathvista"]["official"]["unparsed"] == 1
+
+
+def test_benchmarks_lists_the_capability_family_and_presets():
+    from thinksafe.benchmarks import PRESETS, all_benchmarks
+
+    flat = " ".join(cli("benchmarks").output.split())
+    for name in ("pope", "scienceqa", "mmstar", "mathvista"):
+        assert all_benchmarks()[name].family == "capability" and name in flat
+    assert "preset capability: pope, scienceqa, mmstar, mathvista" in flat
+    assert PRESETS["tis-paper+"] == PRESETS["tis-paper"] + PRESETS["capability"]
+    # each protocol names the upstream commit it was checked against and lists its deviations
+    for name, commit in (("pope", "3df3ba1b110e"), ("scienceqa", "2cbf8318e07b"), ("mmstar", "88f243ab4a39"),
+                         ("mathvista", "53d525874bdd")):
+        shown = " ".join(cli("benchmarks", "show", name).output.split())
+        assert commit in shown and "Deviations from the authors' code" in shown, name
