@@ -98,15 +98,17 @@ def _benchmark_name(run_dir: Path, meta: dict[str, Any], metrics: dict[str, Any]
     return str(meta.get("benchmark") or metrics.get("benchmark") or run_dir.name)
 
 
-def load_run(path: Path) -> Run:
-    """Read a run folder, or a preset folder whose subfolders are run folders.
+def load_run(path: Path | Sequence[Path]) -> Run:
+    """Read a run folder, or a preset folder whose subfolders are run folders, or several
+    such folders of one model (a list; the run is named after the first).
 
     Raises:
         CompareError: No run folder there, or one benchmark appears twice.
     """
-    path = Path(path)
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    path = paths[0]
     try:
-        dirs = find_run_dirs(path)
+        dirs = [d for p in paths for d in find_run_dirs(p)]
     except FileNotFoundError as e:
         raise CompareError(str(e)) from None
     run = Run(path=path)
@@ -240,12 +242,12 @@ def _judge_warnings(shared: list[str], runs: list[Run]) -> list[str]:
     return out
 
 
-def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed: int = 0,
+def compare_runs(run_dirs: Sequence[Path | str | Sequence[Path | str]], n_resamples: int = 10_000, seed: int = 0,
                  alpha: float = 0.05) -> dict[str, Any]:
     """Compare every run with the first one (the base), per benchmark and per family.
 
     Args:
-        run_dirs: Run folders or preset folders; the first is the base.
+        run_dirs: Run folders or preset folders (or, per run, a list of them); the first is the base.
         n_resamples: Paired bootstrap replicates per benchmark and run.
         seed: Bootstrap seed; each benchmark derives its own from it and its name.
         alpha: ``1 - alpha`` is the level of every interval; McNemar's
@@ -266,7 +268,7 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
     """
     if len(run_dirs) < 2:
         raise CompareError("compare needs at least two runs (the first is the base)")
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = [load_run(d) for d in run_dirs]
     _name_runs(runs)
     shared, skipped = _shared_benchmarks(runs)
     problems = [msg for bench in shared for msg in _check_ids(bench, runs)]
