@@ -100,7 +100,8 @@ class POPE(CapabilityBenchmark):
     name = "pope"
     title = "POPE: object hallucination, yes/no questions on COCO val2014 (random / popular / adversarial)"
     source = "https://github.com/RUCAIBox/POPE (output/coco/) + COCO val2014 images; Hugging Face lmms-lab/POPE"
-    metric = "accuracy, precision, recall, F1, yes-ratio per split (authors' yes/no rule; strict start-of-answer beside)"
+    metric = ("accuracy, precision, recall, F1, yes-ratio per split "
+              "(authors' yes/no rule; strict start-of-answer beside)")
     subsets = {"all": 9000, **{s: 3000 for s in SPLITS}}
     default_subset = "all"
 

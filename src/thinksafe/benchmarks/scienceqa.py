@@ -82,7 +82,8 @@ def grade_band(grade: str) -> str:
 class ScienceQA(CapabilityBenchmark):
     name = "scienceqa"
     title = "ScienceQA-IMG: test-split science questions with an image (multiple choice)"
-    source = "https://github.com/lupantech/ScienceQA; Hugging Face lmms-lab/ScienceQA (ScienceQA-IMG), derek-thomas/ScienceQA"
+    source = ("https://github.com/lupantech/ScienceQA; Hugging Face lmms-lab/ScienceQA (ScienceQA-IMG), "
+              "derek-thomas/ScienceQA")
     metric = "accuracy overall, by subject and by grade (shared multiple-choice reader; unparsed counted)"
     subsets = {"test": 2017}
     default_subset = "test"

@@ -213,8 +213,9 @@ def tradeoff_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for e in summary["runs"]:
         s, o, c = e["safety"], e["over_refusal"], e["capability"]
-        over = "-" if o is None or o["change"] is None else \
-            f"{_pts(o['rate_base'], False)} → {_pts(o['rate_run'], False)} ({_pts(o['change'])} {_ci(o['change_ci'])})"
+        over = "-" if o is None or o["change"] is None else (f"{_pts(o['rate_base'], False)} → "
+                                                             f"{_pts(o['rate_run'], False)} "
+                                                             f"({_pts(o['change'])} {_ci(o['change_ci'])})")
         no_answer = "-" if c is None else \
             f"{_pts(c['no_answer']['base'], False)} → {_pts(c['no_answer']['run'], False)}"
         rows.append([e["run"], "-" if s is None else f"{_pts(s['diff'])} {_ci(s['ci'])}", over,
