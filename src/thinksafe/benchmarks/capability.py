@@ -18,7 +18,7 @@ better; ``thinksafe compare`` signs differences so that "+" means better.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from ..judges.base import Judge
@@ -85,6 +85,14 @@ class CapabilityBenchmark(Benchmark):
     rule_version: ClassVar[str] = "1"
     groups: ClassVar[tuple[str, ...]] = ()
     """``Sample.fields`` keys accuracy is also reported by (``by_<key>`` in the official block)."""
+
+    def listing_missing(self, samples: Iterable[Sample]) -> Iterator[Sample]:
+        """``samples``, noting the ids of those without their image in ``self.missing_images``."""
+        self.missing_images: list[str] = []
+        for sample in samples:
+            if sample.fields.get("missing_image"):
+                self.missing_images.append(sample.id)
+            yield sample
 
     def score(self, sample: Sample, answer: str) -> Judgment:
         """The rule on one non-empty answer: ``correct`` / ``wrong`` / ``unparsed``."""

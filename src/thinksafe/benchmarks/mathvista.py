@@ -252,10 +252,7 @@ class MathVista(CapabilityBenchmark):
         raise no_download(self.name, _HF, "data/testmini-*.parquet, images embedded")
 
     def load(self) -> Iterator[Sample]:
-        if self.parquet_files():
-            yield from self._from_parquet()
-        else:
-            yield from self._from_json()
+        return self.listing_missing(self._from_parquet() if self.parquet_files() else self._from_json())
 
     def _from_parquet(self) -> Iterator[Sample]:
         for path in self.parquet_files():

@@ -125,12 +125,7 @@ class POPE(CapabilityBenchmark):
 
     # ---- loading -------------------------------------------------------------------
     def load(self) -> Iterator[Sample]:
-        self.missing_images: list[str] = []
-        samples = self._from_parquet() if self.parquet_files() else self._from_authors_files()
-        for sample in samples:
-            if sample.fields.get("missing_image"):
-                self.missing_images.append(sample.id)
-            yield sample
+        return self.listing_missing(self._from_parquet() if self.parquet_files() else self._from_authors_files())
 
     def _from_authors_files(self) -> Iterator[Sample]:
         # Every split's file is checked before the first question is yielded.

@@ -100,12 +100,7 @@ class ScienceQA(CapabilityBenchmark):
         raise no_download(self.name, _HF, "test split parquet, images embedded")
 
     def load(self) -> Iterator[Sample]:
-        self.missing_images: list[str] = []
-        samples = self._from_parquet() if self.parquet_files() else self._from_problems()
-        for sample in samples:
-            if sample.fields.get("missing_image"):
-                self.missing_images.append(sample.id)
-            yield sample
+        return self.listing_missing(self._from_parquet() if self.parquet_files() else self._from_problems())
 
     def _from_parquet(self) -> Iterator[Sample]:
         k = 0
