@@ -36,6 +36,7 @@ def test_reads_the_chosen_option(answer, letter, how):
     "", "   ", "I cannot tell from this image.", "E", "(F)",  # nothing, or a letter that is no option
     "Answer: A or B", "The answer is A. No wait, the answer is B.",  # two different statements
     "A cat sits near the suitcase.",  # the article "A" is no answer
+    "I think it's A because B is wrong",  # two lone letters
     "It could be (A) or (B).", "Either A or C.", "B/C",  # hedges
     "The suitcase is beneath something.",  # no option's words
 ])

@@ -95,12 +95,14 @@ def _by_option_text(text: str, options: Mapping[str, str]) -> str | None:
 
 
 def _lone_token(text: str, options: Mapping[str, str]) -> str | None:
-    """One option letter standing alone among the words ("I pick B today"); an "A" that
-    reads as the article ("A cat sits") does not count."""
+    """One option letter standing alone among the words ("It has to be C here"); None when
+    two letters stand alone, or when the one letter is an "A" that may be the article ("A cat")."""
     words = re.sub(r"[.()\[\],:;!*#{}?\"']", " ", text).split()
-    letters = [w for i, w in enumerate(words) if w in options
-               and not (w == "A" and i + 1 < len(words) and words[i + 1][:1].islower())]
-    return _only(letters, options)
+    at = [i for i, w in enumerate(words) if w in options]
+    letter = _only([words[i] for i in at], options)
+    if letter == "A" and any(i + 1 < len(words) and words[i + 1][:1].islower() for i in at):
+        return None
+    return letter
 
 
 def extract_choice(answer: str, options: Mapping[str, str]) -> Choice | None:
