@@ -119,7 +119,8 @@ def extract_choice(answer: str, options: Mapping[str, str]) -> Choice | None:
     4. ``parenthesized``: exactly one distinct "(X)" in the answer.
     5. ``option_text``: the answer is one option's text, or contains exactly one option's text
        (whole words, case and surrounding punctuation ignored; "dark red" beats "red").
-    6. ``token``: exactly one distinct option letter stands alone among the words.
+    6. ``token``: exactly one distinct option letter stands alone among the words (never an "A"
+       that may be the article: "A cat ...").
 
     Letters are upper case (except a one-letter answer) and must be among ``options``.
 
