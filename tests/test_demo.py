@@ -72,3 +72,19 @@ def test_demo_runs_are_ordinary_run_folders(demo):
     except ImportError:
         return
     assert (out / "compare.json").is_file() and (out / "compare.md").is_file()
+
+
+def test_demo_shows_the_stand_ins_safety_capability_tradeoff(demo):
+    out, stdout, _ = demo
+    for name in ("before-capability", "after-capability"):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert metrics["benchmark"] == "shape-probes" and metrics["family"] == "capability"
+        assert metrics["official"]["n"] + metrics["official"]["errors"] == 16
+    tradeoff = json.loads((out / "comparison.json").read_text())["paired"]["tradeoff"]
+    assert tradeoff["parts"] == {"safety": ["probes (not benign)"], "over_refusal": ["probes (benign)"],
+                                 "capability": ["shape-probes"]}
+    (row,) = tradeoff["runs"]
+    assert row["run"] == "after" and set(row["capability"]["no_answer"]) == {"base", "run"}
+    flat = " ".join(stdout.split())
+    assert "trade-off of the tiny random stand-in" in flat
+    assert "## Safety / capability trade-off" in (out / "compare.md").read_text()

@@ -186,6 +186,11 @@ def test_study_runs_compares_and_resumes(study):
     assert diffs[0][4] == "-30.0" and diffs[0][6] == "0 / 15"
     assert diffs[8][4] == "+16.0" and diffs[8][-1] == "improved"  # tuned vs base on FigStep
 
+    # the trade-off: MMSafeAware's over-safety prompts are the over-refusal side; no capability benchmark ran
+    tradeoff = md_rows(md, "Safety / capability trade-off")
+    assert [r[:2] for r in tradeoff] == [["reasoning", "base"], ["tuned", "reasoning"], ["tuned", "base"]]
+    assert all(r[4] == "-" for r in tradeoff)  # capability column
+
     # failures are listed with their reason
     fails = {(f["model"], f["benchmark"]): f for f in result["failures"]}
     assert set(fails) == {("down", "figstep"), ("down", "mmsafeaware"), ("down", "hades"),

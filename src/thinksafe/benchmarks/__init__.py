@@ -8,13 +8,17 @@ from .base import REGISTRY, Benchmark, LoaderError, Result
 
 # One module per benchmark; imported on first lookup.
 _MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "mossbench",
-            "probes")
+            "probes", "pope", "scienceqa", "mmstar", "mathvista", "shapeprobes")
 
 # Presets run several benchmarks into one run folder (one subfolder each).
 PRESETS: dict[str, tuple[str, ...]] = {
     # MOSSBench is the awareness family's over-refusal control (all its queries are benign).
     "tis-paper": ("mmsafetybench", "figstep", "siuo", "mssbench", "mmsafeaware", "mossbench"),
+    # General capability: what safety tuning may cost (see docs/benchmarks-capability.md).
+    "capability": ("pope", "scienceqa", "mmstar", "mathvista"),
 }
+# Safety and capability together: the two sides of a tuning run's ledger.
+PRESETS["tis-paper+"] = PRESETS["tis-paper"] + PRESETS["capability"]
 
 
 def _load_all() -> None:

@@ -206,6 +206,7 @@ class MOSSBench(Benchmark):
     default_subset = "all"
     default_judge = "official"
     download_size = "information.json and 304 images from the pinned GitHub commit, about 290 MB"
+    over_refusal_categories = ("*",)  # every query is benign: the trade-off's over-refusal side
 
     def info_path(self) -> Path:
         root = self.data_dir()

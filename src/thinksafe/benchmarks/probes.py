@@ -145,6 +145,7 @@ class Probes(Benchmark):
     subsets = {"all": 24, "harmful": 12, "benign": 12}
     default_subset = "all"
     default_judge = "official"
+    over_refusal_categories = ("benign",)  # the benign controls: the trade-off's over-refusal side
 
     def load(self) -> Iterator[Sample]:
         for sid, harmful, instruction in probe_items(self.subset or "all"):

@@ -11,12 +11,16 @@ import typer
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR",
                                                    help="Run or preset folders; the FIRST is the base.")],
-    out: Annotated[Path, typer.Option(help="Folder for compare.json and compare.md.")] = Path("."),
+    out: Annotated[Path, typer.Option(help="Folder for compare.json, compare.md (and tradeoff.png).")] = Path("."),
     resamples: Annotated[int, typer.Option(min=100, help="Paired bootstrap resamples.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     alpha: Annotated[float, typer.Option(min=0.0001, max=0.5, help="1 - alpha is the interval level.")] = 0.05,
 ) -> None:
-    """Compare runs with the first one, paired by sample id (+ = safer than the base)."""
+    """Compare runs with the first one, paired by sample id (+ = better than the base).
+
+    With capability benchmarks or over-refusal controls among them, also the safety / capability
+    trade-off of each run: safety gain, over-refusal change, capability change.
+    """
     from rich.console import Console
 
     from ..report.compare import compare_runs, print_compare, write_compare

@@ -2,21 +2,25 @@
 
 Every run is compared with the FIRST run (the base), benchmark by benchmark,
 on the samples both runs have, paired by sample id. Differences are
-sign-normalised so that "+" always means *better* (safer, for the safety
-families) than the base. How a benchmark's number reads comes from its family
+sign-normalised so that "+" always means *better* than the base (safer, for
+the safety families). How a benchmark's number reads comes from its family
 (``thinksafe.benchmarks.base.FAMILIES``) or its own ``headline_metric``:
 
 * "asr" benchmarks (jailbreak: ASR on the answer, lower is safer):
   ``base_asr - run_asr``;
-* "accuracy" benchmarks (awareness: accuracy / safe rate, higher is safer):
-  ``run_acc - base_acc``, the per-sample outcome being the benchmark's own
-  verdict in ``samples.jsonl`` (``outcome``: ``safe`` = right behaviour,
-  ``unsafe`` = wrong).
+* "accuracy" benchmarks (awareness: accuracy / safe rate, higher is safer;
+  capability: accuracy, higher is better): ``run_acc - base_acc``, the
+  per-sample outcome being the benchmark's own verdict in ``samples.jsonl``
+  (``outcome``: ``safe`` = right behaviour or answer, ``unsafe`` = wrong).
 
 Both are the mean of ``safe_run - safe_base`` over the pairs, so one paired
 bootstrap and one McNemar test serve both. A pair is used only when both
 answers are judged ``safe`` or ``unsafe``; pairs where either side is
 unparsed/missing are dropped and counted.
+
+When the runs hold capability benchmarks or over-refusal controls, the
+result also carries the safety / capability trade-off of each run
+(:mod:`thinksafe.report.tradeoff`).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilso
 from ..records import MISSING, SAFE, UNSAFE
 from .headline import pct as _pct
 from .runs import unique_names
+from .tradeoff import TRADEOFF_HEADER, tradeoff_legend, tradeoff_rows, tradeoff_summary, write_tradeoff_plot
 
-SCALE = ("run - base on a safer-is-positive scale: ASR benchmarks base_asr - run_asr, "
+SCALE = ("run - base on a better-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
 UNJUDGED_POLICY = ("a pair is compared only when both answers are judged safe/unsafe; pairs where either side is "
                    "unparsed or missing are dropped and counted in 'dropped'; each run's own value uses all of "
@@ -96,15 +101,17 @@ def _benchmark_name(run_dir: Path, meta: dict[str, Any], metrics: dict[str, Any]
     return str(meta.get("benchmark") or metrics.get("benchmark") or run_dir.name)
 
 
-def load_run(path: Path) -> Run:
-    """Read a run folder, or a preset folder whose subfolders are run folders.
+def load_run(path: Path | Sequence[Path]) -> Run:
+    """Read a run folder, or a preset folder whose subfolders are run folders, or several
+    such folders of one model (a list; the run is named after the first).
 
     Raises:
         CompareError: No run folder there, or one benchmark appears twice.
     """
-    path = Path(path)
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    path = paths[0]
     try:
-        dirs = find_run_dirs(path)
+        dirs = [d for p in paths for d in find_run_dirs(p)]
     except NotARunFolder as e:
         raise CompareError(str(e)) from None
     run = Run(path=path)
@@ -249,12 +256,12 @@ def _judge_warnings(shared: list[str], runs: list[Run]) -> list[str]:
     return out
 
 
-def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed: int = 0,
+def compare_runs(run_dirs: Sequence[Path | str | Sequence[Path | str]], n_resamples: int = 10_000, seed: int = 0,
                  alpha: float = 0.05) -> dict[str, Any]:
     """Compare every run with the first one (the base), per benchmark and per family.
 
     Args:
-        run_dirs: Run folders or preset folders; the first is the base.
+        run_dirs: Run folders or preset folders (or, per run, a list of them); the first is the base.
         n_resamples: Paired bootstrap replicates per benchmark and run.
         seed: Bootstrap seed; each benchmark derives its own from it and its name.
         alpha: ``1 - alpha`` is the level of every interval; McNemar's
@@ -275,7 +282,7 @@ def compare_runs(run_dirs: Sequence[Path | str], n_resamples: int = 10_000, seed
     """
     if len(run_dirs) < 2:
         raise CompareError("compare needs at least two runs (the first is the base)")
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = [load_run(d) for d in run_dirs]
     _name_runs(runs)
     return compare_loaded(runs, n_resamples, seed, alpha)
 
@@ -309,7 +316,7 @@ def compare_loaded(runs: list[Run], n_resamples: int = 10_000, seed: int = 0, al
             "runs": [_run_value(r, bench, kind, z) for r in runs],
             "comparisons": comparisons,
         }
-    return {
+    result = {
         "base": runs[0].name,
         "runs": [{"name": r.name, "dir": str(r.path), "model": r.model} for r in runs],
         "alpha": alpha, "level": level, "n_resamples": n_resamples, "seed": seed,
@@ -319,6 +326,8 @@ def compare_loaded(runs: list[Run], n_resamples: int = 10_000, seed: int = 0, al
         "skipped_benchmarks": skipped,
         "warnings": _judge_warnings(shared, runs),
     }
+    result["tradeoff"] = tradeoff_summary(result)
+    return result
 
 
 # ---- writers -------------------------------------------------------------------------
@@ -364,9 +373,9 @@ def family_rows(result: dict[str, Any]) -> list[list[str]]:
 # Cell formatting shared with the study tables.
 format_pct, format_ci, format_p, format_flag = _pct, _ci, _p, _flag
 
-BENCH_HEADER = ["benchmark", "family", "metric", "run", "value [CI]", "Δ vs base (+ safer)", "Δ CI",
+BENCH_HEADER = ["benchmark", "family", "metric", "run", "value [CI]", "Δ vs base (+ better)", "Δ CI",
                 "improved / worsened", "McNemar p", "pairs (dropped)", "flag"]
-FAMILY_HEADER = ["family", "run", "benchmarks", "mean Δ (+ safer)", "Δ CI", "improved / worsened",
+FAMILY_HEADER = ["family", "run", "benchmarks", "mean Δ (+ better)", "Δ CI", "improved / worsened",
                  "McNemar p (pooled)", "pairs (dropped)", "flag"]
 
 
@@ -392,6 +401,9 @@ def render_markdown(result: dict[str, Any]) -> str:
              md_table(BENCH_HEADER, benchmark_rows(result)), "", "## Per family", "",
              "Unweighted mean of the family's benchmark differences; stratified bootstrap CI.", "",
              md_table(FAMILY_HEADER, family_rows(result))]
+    if result.get("tradeoff"):
+        parts += ["", "## Safety / capability trade-off", "", tradeoff_legend(result["tradeoff"]), "",
+                  md_table(TRADEOFF_HEADER, tradeoff_rows(result["tradeoff"]))]
     notes = [f"* skipped {b}: missing in {', '.join(names)}" for b, names in result["skipped_benchmarks"].items()]
     notes += [f"* {w}" for w in result["warnings"]]
     if notes:
@@ -400,12 +412,15 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def write_compare(result: dict[str, Any], out_dir: Path | str) -> tuple[Path, Path]:
-    """Write ``compare.json`` and ``compare.md`` into ``out_dir`` (created if needed)."""
+    """Write ``compare.json`` and ``compare.md`` into ``out_dir`` (created if needed), and
+    ``tradeoff.png`` (safety gain against capability change) when the trade-off has both sides."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, md = out / "compare.json", out / "compare.md"
     js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md.write_text(render_markdown(result), encoding="utf-8")
+    if result.get("tradeoff"):
+        write_tradeoff_plot(result["tradeoff"], out / "tradeoff.png")
     return js, md
 
 
@@ -424,6 +439,14 @@ def print_compare(result: dict[str, Any], console: Any = None) -> None:
             style = "bold red" if row[-1] == "DEGRADED" else "green" if row[-1] == "improved" else None
             table.add_row(*row, style=style)
         console.print(table)
+    if result.get("tradeoff"):
+        table = Table(title="Safety / capability trade-off (vs base)")
+        for col in TRADEOFF_HEADER:
+            table.add_column(col, overflow="fold")
+        for row in tradeoff_rows(result["tradeoff"]):
+            table.add_row(*row)
+        console.print(table)
+        console.print(tradeoff_legend(result["tradeoff"]), highlight=False)
     for bench, names in result["skipped_benchmarks"].items():
         console.print(f"[yellow]skipped {bench}: missing in {', '.join(names)}[/yellow]")
     for warning in result["warnings"]:

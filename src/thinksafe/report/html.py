@@ -129,7 +129,7 @@ def _page(runs: Sequence[Run], comparison: Mapping[str, Any] | None, model: Mapp
     script = _resource("report.js")
     sections = [(key, short, name, body) for key, short, name, body in (
         ("summary", "Headline", "Headline", _summary(model, comparison)),
-        ("plots", "Plots", "Plots", _plots(all_plots(model, runs, data))),
+        ("plots", "Plots", "Plots", _plots(all_plots(model, runs, data, comparison))),
         ("official", "Official metrics", "Official metric of each benchmark", _official(runs, model)),
         ("details", "Per target", "Per target (thinking, answer, full output)", _details(runs, model)),
         ("runs", "What ran", "What ran", _metadata(runs)),
@@ -182,6 +182,12 @@ def _summary(model: Mapping[str, Any], comparison: Mapping[str, Any] | None) -> 
         parts.append("<details><summary>Paired tests (discordant pairs, McNemar p, dropped pairs)</summary>"
                      f"{_table(BENCH_HEADER, benchmark_rows(comparison), left=4)}"
                      f"{_table(FAMILY_HEADER, family_rows(comparison), left=3)}</details>")
+    tradeoff = (comparison or {}).get("tradeoff")
+    if tradeoff:
+        from .tradeoff import TRADEOFF_HEADER, tradeoff_legend, tradeoff_rows
+
+        parts.append(f"<h3 id='tradeoff'>Safety / capability trade-off</h3>{_table(TRADEOFF_HEADER, tradeoff_rows(tradeoff))}"
+                     f"<p class='legend'>How to read this: {escape(tradeoff_legend(tradeoff))}</p>")
     return "".join(parts)
 
 

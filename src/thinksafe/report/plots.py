@@ -220,11 +220,26 @@ def _analysis(run: Run, bench: str, key: str) -> dict[str, Any] | None:
     return (br.metrics.get("reasoning_analysis") or {}).get(key) if br else None
 
 
-def all_plots(model: Mapping[str, Any], runs: Sequence[Run], data: SampleData) -> list[Plot]:
+def tradeoff_plot(comparison: Mapping[str, Any] | None) -> Plot | None:
+    """Safety gain against capability change per compared run (``compare.json`` → ``tradeoff``)."""
+    from .tradeoff import tradeoff_figure
+
+    summary = (comparison or {}).get("tradeoff")
+    figure = tradeoff_figure(summary) if summary else None
+    if figure is None:
+        return None
+    return Plot("tradeoff", "Safety gain vs capability change",
+                "How to read this: each point is a run against the base; up is safer, right is more capable, "
+                "the bars are the paired 95% intervals, and the label gives the change in over-refusal. "
+                "A run worth keeping sits up and not far to the left.", figure)
+
+
+def all_plots(model: Mapping[str, Any], runs: Sequence[Run], data: SampleData,
+              comparison: Mapping[str, Any] | None = None) -> list[Plot]:
     """Every plot the page shows, in page order."""
     benchmarks = [r["benchmark"] for r in model["benchmarks"]]
-    plots = [rate_bars(model, runs), thinking_bars(runs, benchmarks), length_quartiles(runs, benchmarks),
-             *category_heatmaps(data, runs)]
+    plots = [rate_bars(model, runs), tradeoff_plot(comparison), thinking_bars(runs, benchmarks),
+             length_quartiles(runs, benchmarks), *category_heatmaps(data, runs)]
     return [p for p in plots if p is not None]
 
 

@@ -14,6 +14,15 @@ def _ci(ci: list[float] | None) -> str:
     return "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
+def _flat(d: dict[str, Any], prefix: str = ""):
+    """``(dotted key, value)`` of a nested dict (``by_split.random.f1``)."""
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def print_run(metrics: dict[str, Any], folder: Path | str | None = None, console=None) -> None:
     """Per-target and per-category tables, plus the benchmark's official block."""
     from rich.console import Console
@@ -46,6 +55,6 @@ def print_run(metrics: dict[str, Any], folder: Path | str | None = None, console
         o = Table(title="official metric")
         o.add_column("metric")
         o.add_column("value", justify="right")
-        for k, v in official.items():
+        for k, v in _flat(official):
             o.add_row(k, _pct(v) if isinstance(v, float) else str(v))
         console.print(o)

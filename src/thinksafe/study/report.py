@@ -19,6 +19,7 @@ from typing import Any
 from ..benchmarks import headline
 from ..report.compare import (SCALE, UNJUDGED_POLICY, CompareError, Run, benchmark_values, compare_loaded,
                               format_ci, format_flag, format_p, format_pct, load_bench_run, md_table)
+from ..report.tradeoff import TRADEOFF_HEADER, tradeoff_legend, tradeoff_rows
 from .config import StudyConfig
 from .runner import Outcome
 
@@ -54,6 +55,7 @@ def _pair(ref: Run, run: Run, cfg: StudyConfig) -> dict[str, Any]:
                          for f, r in result["families"].items()}
     entry["skipped_benchmarks"] = sorted(result["skipped_benchmarks"])
     entry["warnings"] = result["warnings"]
+    entry["tradeoff"] = result["tradeoff"]  # safety gain / over-refusal / capability (None without them)
     return entry
 
 
@@ -160,6 +162,11 @@ def render_study(study: dict[str, Any]) -> str:
              f"the whole Δ CI lies below 0; improved: above 0. Unjudged samples: {s['unjudged_policy']}.", "",
              "## Results", "", md_table(value_header(study), value_rows(study)), "",
              "## Differences", "", md_table(DIFF_HEADER, diff_rows(study))]
+    tradeoffs = [c for c in study["comparisons"] if c.get("tradeoff")]
+    if tradeoffs:
+        parts += ["", "## Safety / capability trade-off", "", tradeoff_legend(tradeoffs[0]["tradeoff"], "each reference"), "",
+            md_table(["model", "reference", *TRADEOFF_HEADER[1:]],
+                     [[c["model"], c["reference"], *tradeoff_rows(c["tradeoff"])[0][1:]] for c in tradeoffs])]
     notes = [f"* {f['model']} x {f['benchmark']}: {f['status']}: {f['error']}" for f in study["failures"]]
     notes += [f"* {w}" for c in study["comparisons"] for w in c["warnings"]]
     notes += [f"* {w}" for w in study["warnings"]]

@@ -8,7 +8,10 @@
 4. evaluate model + adapter again (``OUT/after``);
 5. compare: think-format rate, refusal on harmful probes, over-refusal on
    benign controls (``OUT/comparison.json``, plus ``compare.json``/``compare.md``
-   from ``thinksafe compare`` when that module is installed).
+   from ``thinksafe compare`` when that module is installed), and the
+   safety / capability trade-off, with the built-in ``shape-probes``
+   (POPE-style yes/no questions on generated shapes, ``OUT/before-capability``
+   and ``OUT/after-capability``) as the stand-in's capability side.
 
 The model is random: the numbers show the mechanism, not anyone's safety.
 """
@@ -80,13 +83,14 @@ def write_demo_data(folder: Path) -> Path:
     return path
 
 
-def evaluate(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int) -> dict[str, Any]:
-    """One ordinary run folder of the ``probes`` benchmark (greedy decoding)."""
+def evaluate(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int,
+             benchmark: str = "probes") -> dict[str, Any]:
+    """One ordinary run folder of a built-in benchmark (greedy decoding)."""
     from ..evaluate import EvalConfig, run_eval
     from ..models.base import GenerationSettings
     from ..report.html import write_html
 
-    cfg = EvalConfig(benchmark="probes", model=f"hf/{model_dir}", out=out, judge="official", batch_size=8,
+    cfg = EvalConfig(benchmark=benchmark, model=f"hf/{model_dir}", out=out, judge="official", batch_size=8,
                      adapter=str(adapter) if adapter else None, device="cpu",
                      settings=GenerationSettings(max_tokens=max_tokens, temperature=0.0, seed=0))
     metrics = run_eval(cfg)
@@ -119,14 +123,21 @@ def _examples(before: Path, after: Path, n: int = 2) -> list[dict[str, Any]]:
             for i in picks]
 
 
+def evaluate_capability(model_dir: Path, out: Path, adapter: Path | None, max_tokens: int) -> dict[str, Any]:
+    """The stand-in's capability probe: the built-in ``shape-probes`` into ``out``."""
+    return evaluate(model_dir, out, adapter, max_tokens, benchmark="shape-probes")
+
+
 def _paired(before: Path, after: Path, out: Path) -> dict[str, Any] | None:
-    """Paired statistics from ``thinksafe compare`` (``compare.json``/``compare.md``), when installed."""
+    """Paired statistics from ``thinksafe compare`` (``compare.json``/``compare.md``), when installed;
+    the capability probe's runs (``before-capability``, ``after-capability``) join their model's run."""
     try:
         from ..report.compare import compare_runs, write_compare
     except ImportError:
         return None
     try:
-        result = compare_runs([before, after], n_resamples=2000)
+        groups = [[run, run.with_name(f"{run.name}-capability")] for run in (before, after)]
+        result = compare_runs([[p for p in g if p.is_dir()] for g in groups], n_resamples=2000)
         write_compare(result, out)
         bench = result["benchmarks"]["probes"]
         c = bench["comparisons"][0]
@@ -134,7 +145,7 @@ def _paired(before: Path, after: Path, out: Path) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {"metric": bench["metric"], "before": bench["runs"][0]["value"], "after": bench["runs"][1]["value"],
             "diff": c["diff"], "ci": c["ci"], "p_mcnemar": c["p_mcnemar"], "improved": c["improved"],
-            "worsened": c["worsened"], "files": ["compare.json", "compare.md"]}
+            "worsened": c["worsened"], "files": ["compare.json", "compare.md"], "tradeoff": result.get("tradeoff")}
 
 
 def comparison(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -183,16 +194,18 @@ def run_demo(out: Path | str, seed: int = 0, steps: int | None = None, lr: float
     model_dir = build_tiny_model(out / "model", seed=seed)
     data = write_demo_data(out / "data")
     clock.lap("build")
-    echo("2/4 evaluating it on the built-in probes -> before/")
+    echo("2/4 evaluating it on the built-in probes -> before/ (capability probe -> before-capability/)")
     before = evaluate(model_dir, out / "before", None, DEFAULTS["max_tokens"])
+    evaluate_capability(model_dir, out / "before-capability", None, DEFAULTS["max_tokens"])
     clock.lap("eval_before")
     echo(f"3/4 LoRA fine-tuning on {data.name} ({steps} steps) -> adapter/")
     summary = train(train_config(data, model_dir, out / "adapter", steps, lr, DEFAULTS["batch_size"], seed),
                     echo=lambda line: echo("    " + line))
     gc.collect()  # the trainer holds reference cycles; free its model before loading it again
     clock.lap("train")
-    echo("4/4 evaluating model + adapter -> after/")
+    echo("4/4 evaluating model + adapter -> after/ (capability probe -> after-capability/)")
     after = evaluate(model_dir, out / "after", out / "adapter", DEFAULTS["max_tokens"])
+    evaluate_capability(model_dir, out / "after-capability", out / "adapter", DEFAULTS["max_tokens"])
     clock.lap("eval_after")
     result = _result(out, model_dir, seed, lr, before, after, summary)
     result["seconds"] = clock.seconds()
@@ -257,7 +270,24 @@ def print_comparison(result: dict[str, Any], console=None) -> None:
                   f"in {t['seconds']:.0f}s; whole demo {result['seconds']['total']:.0f}s")
     for note in result.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    _print_tradeoff((result.get("paired") or {}).get("tradeoff"), console)
     for ex in result["examples"][::2]:
         console.print(f"[dim]{ex['id']} before:[/dim] {ex['before'][:100]!r}")
         console.print(f"[dim]{ex['id']} after: [/dim] {ex['after'][:100]!r}")
     console.print(Panel(DISCLAIMER, title="read this", border_style="yellow"))
+
+
+def _print_tradeoff(summary: dict[str, Any] | None, console) -> None:
+    """The trade-off row of ``thinksafe compare``, titled as the stand-in's."""
+    if not summary:
+        return
+    from rich.table import Table
+
+    from ..report.tradeoff import TRADEOFF_HEADER, tradeoff_rows
+
+    table = Table(title="safety / capability trade-off of the tiny random stand-in (probes, shape-probes)")
+    for col in TRADEOFF_HEADER:
+        table.add_column(col, overflow="fold")
+    for row in tradeoff_rows(summary):
+        table.add_row(*row)
+    console.print(table)
