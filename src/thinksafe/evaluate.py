@@ -10,8 +10,10 @@ folder does only the work that is missing.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,9 @@ class RunStats:
     gen_errors: int = 0
     judge_requests: int = 0
     seconds: float = 0.0
+    model: dict[str, Any] = field(default_factory=dict)
+    """The model backend's counters: requests, retries, in-flight limit (final, lowest), endpoints."""
+    judge_model: dict[str, Any] = field(default_factory=dict)
 
 
 class _LazyBackend:
@@ -93,6 +98,9 @@ class _LazyBackend:
             if self._backend is None:
                 self._backend = await asyncio.to_thread(self._factory)
             return self._backend
+
+    def stats(self) -> dict[str, Any]:
+        return self._backend.stats() if self._backend is not None else {}
 
     async def aclose(self) -> None:
         if self._backend is not None:
@@ -129,11 +137,17 @@ class Evaluation:
         try:
             await self._pipeline()
         finally:
+            self.stats.model = self.backend.stats()
+            judge_backend = getattr(self.judge, "backend", None)
+            self.stats.judge_model = judge_backend.stats() if judge_backend is not None else {}
             await self.backend.aclose()
             await self.judge.aclose()
         self.stats.seconds = time.perf_counter() - start
         metrics = self.write_results()
         self.store.set_meta("last_stats", asdict(self.stats))
+        tmp = self.out / "stats.json.tmp"
+        tmp.write_text(json.dumps(asdict(self.stats), indent=2))
+        tmp.replace(self.out / "stats.json")
         return metrics
 
     async def _pipeline(self) -> None:
@@ -158,9 +172,8 @@ class Evaluation:
         return max(1, self.cfg.concurrency)
 
     async def _produce(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
-        samples = self.bench.samples()
         seq = 0
-        while (sample := await asyncio.to_thread(next, samples, None)) is not None:
+        async for sample in prefetch(self.bench.samples()):
             self.store.put_sample(sample, seq)
             seq += 1
             self.stats.samples += 1
@@ -237,6 +250,14 @@ class Evaluation:
         return write_results(self.out, self.bench, self.results, header={
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
             "model": self.cfg.model, "judge": self.judge.name, "protocol": self.cfg.protocol})
+
+
+async def prefetch(items: Iterator[Sample], batch: int = 64) -> AsyncIterator[Sample]:
+    """Load samples in a thread, a batch per hop: one hop per sample would pace
+    the whole run at one sample per event-loop turn."""
+    while chunk := await asyncio.to_thread(lambda: list(itertools.islice(items, batch))):
+        for sample in chunk:
+            yield sample
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:

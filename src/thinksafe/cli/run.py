@@ -49,9 +49,36 @@ def run_with_progress(cfg, quiet: bool = False) -> None:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
         print_run(metrics, sub.out)
+        print_request_stats(Path(sub.out), console)
         summaries[name] = metrics
     if len(names) > 1:
         write_summary(Path(cfg.out), summaries)
+
+
+def request_stats_lines(stats: dict[str, Any]) -> list[str]:
+    """One line per remote model: requests, retries, the in-flight limit, each server's share."""
+    lines = []
+    for role in ("model", "judge_model"):
+        s = stats.get(role) or {}
+        if not s.get("requests"):
+            continue
+        line = (f"{role.replace('_', ' ')}: {s['requests']} requests, {s['retries']} retries; in-flight limit "
+                f"{s['limit_final']} at the end, lowest {s['limit_min']} (of {s['concurrency']}; "
+                f"{s['overloads']} overload answers)")
+        endpoints = s.get("endpoints") or []
+        if len(endpoints) > 1 or any(e["removals"] for e in endpoints):
+            line += "; servers: " + ", ".join(
+                f"{e['url']} {e['requests']} sent" + (f", taken out {e['removals']}x" if e["removals"] else "")
+                for e in endpoints)
+        lines.append(line)
+    return lines
+
+
+def print_request_stats(out: Path, console) -> None:
+    path = out / "stats.json"
+    if path.is_file():
+        for line in request_stats_lines(json.loads(path.read_text())):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def write_summary(out: Path, summaries: dict[str, dict[str, Any]]) -> None:
