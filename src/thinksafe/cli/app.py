@@ -16,6 +16,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _COMMAND_MODULES = ("benchmarks", "compare", "judge", "data", "train", "demo")
 
 
+URLS_HELP = ("OpenAI-compatible server URL, e.g. http://host:8000/v1. Several servers of the same model: repeat "
+             "the option or comma-separate; each request goes to the least busy one.")
+
+
+def join_urls(values: Optional[list[str]], flag: str) -> Optional[str]:
+    """Repeated and comma-separated server URLs as one comma-separated string (None: not given)."""
+    from ..errors import UserError
+    from ..models.fleet import split_urls
+
+    try:
+        return ",".join(split_urls(values)) or None
+    except UserError as exc:
+        _console().print(f"[red]error:[/red] {flag}: {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
 def _console():
     from rich.console import Console
 
@@ -29,9 +45,10 @@ def eval_cmd(
     out: Annotated[Path, typer.Option(help="Run folder (created; re-running resumes).")],
     subset: Annotated[Optional[str], typer.Option(help="Benchmark subset, e.g. full|tiny for FigStep.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Benchmark data folder (default: download).")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL, e.g. http://host:8000/v1.")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(help=URLS_HELP)] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
-    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai/ models).")] = 16,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai/ models), all servers together; "
+                                                 "lowered while servers answer 429/503.")] = 16,
     timeout: Annotated[float, typer.Option(help="Per-request timeout in seconds.")] = 600.0,
     batch_size: Annotated[int, typer.Option(help="Batch size (hf/ models).")] = 8,
     adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder for hf/ models.")] = None,
@@ -49,7 +66,7 @@ def eval_cmd(
         help="refusal | llm[:trace|:policy@N] | guard | ensemble:J1,J2 | official (default: the benchmark's own)."
     )] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="Judge server URL(s), like --base-url.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
     protocol: Annotated[str, typer.Option(help="official | harmonised")] = "official",
@@ -70,8 +87,9 @@ def eval_cmd(
     settings = GenerationSettings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                   system=system, extra=extra)
     cfg = EvalConfig(benchmark=benchmark, model=model, out=out, subset=subset, data=data, judge=judge,
-                     judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
-                     judge_concurrency=judge_concurrency, protocol=protocol, base_url=base_url,
+                     judge_model=judge_model, judge_base_url=join_urls(judge_base_url, "--judge-base-url"),
+                     judge_api_key_env=judge_api_key_env, judge_concurrency=judge_concurrency, protocol=protocol,
+                     base_url=join_urls(base_url, "--base-url"),
                      api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout, batch_size=batch_size,
                      adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
                      settings=settings, strict=strict, limit=limit)

@@ -7,10 +7,10 @@
   answers. While every endpoint is out, requests still go to the one due back
   first, so a single dead server fails its requests (after retries) instead of
   hanging the run.
-* :class:`AdaptiveLimit`: AIMD on the in-flight limit. Overload answers (429,
-  503) halve the limit, at most once per ``cooldown_s`` so a burst of rejections
-  from one moment counts once; every ``limit`` successes add one back, up to
-  ``--concurrency``. The final and the lowest limit are reported.
+* :class:`AdaptiveLimit`: AIMD on the in-flight limit. Sustained overload
+  answers (429, 503) halve the limit, once per round of requests; every
+  ``limit`` successes add one back, up to ``--concurrency``. The final and the
+  lowest limit are reported (``stats.json``, and printed after the run).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def split_urls(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     urls = [u.strip().rstrip("/") for item in items for u in item.split(",") if u.strip()]
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise UserError(f"--base-url {url!r}: expected http://HOST:PORT/v1 (several: comma-separated)")
+            raise UserError(f"server URL {url!r}: expected http://HOST:PORT/v1 (several: comma-separated)")
     return list(dict.fromkeys(urls))
 
 
@@ -131,33 +131,43 @@ class Fleet:
 
 
 class AdaptiveLimit:
-    """An in-flight limit between 1 and ``ceiling`` that backs off on overload (AIMD)."""
+    """An in-flight limit between 1 and ``ceiling`` that backs off on overload (AIMD).
 
-    def __init__(self, ceiling: int, cooldown_s: float = 2.0):
+    :meth:`acquire` returns a ticket (the request's send order). Overload
+    answers count only for requests sent after the last cut, since those sent
+    before it reflect the old limit; two such answers make a cut (a lone 429 is
+    a blip, not a sustained overload), which halves the limit. Each success
+    adds ``1 / limit``, so the limit climbs back by one per round of requests.
+    """
+
+    def __init__(self, ceiling: int):
         self.ceiling = max(1, ceiling)
         self.limit = float(self.ceiling)
         self.lowest = self.ceiling
-        self.cooldown_s = cooldown_s
         self.overloads = 0
         self._in_flight = 0
+        self._issued = 0
+        self._cut_at = 0
+        """Tickets up to this one were sent before the last cut."""
+        self._strikes = 0
         self._waiters: deque[asyncio.Future] = deque()
-        self._last_cut = -float("inf")
 
-    async def acquire(self) -> None:
-        if self._in_flight < int(self.limit) and not self._waiters:
+    async def acquire(self) -> int:
+        if self._in_flight >= int(self.limit) or self._waiters:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut  # the slot is handed over by _wake
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self.release()
+                else:
+                    self._waiters.remove(fut)
+                raise
+        else:
             self._in_flight += 1
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut  # the slot is handed over by _wake
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._in_flight -= 1
-                self._wake()
-            else:
-                self._waiters.remove(fut)
-            raise
+        self._issued += 1
+        return self._issued
 
     def release(self) -> None:
         self._in_flight -= 1
@@ -175,13 +185,16 @@ class AdaptiveLimit:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
             self._wake()
 
-    def overload(self) -> None:
-        """The server said it is overloaded (429 / 503)."""
+    def overload(self, ticket: int) -> None:
+        """The server answered the request with this ticket: overloaded (429 / 503)."""
         self.overloads += 1
-        now = time.monotonic()
-        if now - self._last_cut < self.cooldown_s:
+        if ticket <= self._cut_at:
             return
-        self._last_cut = now
+        self._strikes += 1
+        if self._strikes < 2:
+            return
+        self._strikes = 0
+        self._cut_at = self._issued
         self.limit = max(1.0, self.limit / 2)
         self.lowest = min(self.lowest, int(self.limit))
 

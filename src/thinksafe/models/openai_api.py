@@ -191,7 +191,7 @@ class OpenAIBackend(Backend):
         return _completion(reply, time.perf_counter() - start)
 
     async def _post(self, body: bytes) -> dict[str, Any]:
-        await self.limit.acquire()
+        ticket = await self.limit.acquire()
         endpoint = self.fleet.pick()
         ok = unreachable = False
         try:
@@ -200,7 +200,7 @@ class OpenAIBackend(Backend):
             return reply
         except HTTPStatusError as exc:
             if exc.status in _OVERLOAD_STATUS:
-                self.limit.overload()
+                self.limit.overload(ticket)
             raise
         except Exception as exc:
             unreachable = _unreachable(exc)
