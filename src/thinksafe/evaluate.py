@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .benchmarks import Benchmark, Result, get_benchmark
+from .errors import UserError
 from .judges import Judge, make_judge
 from .models import Backend, BackendError, GenerationSettings, get_backend, sample_messages
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
 from .report.files import write_results
-from .runinfo import write_run_json
+from .runinfo import check_benchmark_files, write_run_json
 from .store import Store
 
 
@@ -59,6 +60,8 @@ class EvalConfig:
     limit: int | None = None
     judge_only: bool = False
     """Judge stored generations only (``thinksafe judge``): never call the model."""
+    accept_changed_data: bool = False
+    """Go on in a run folder whose benchmark files changed since its last run."""
 
     def backend_options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key_env": self.api_key_env, "concurrency": self.concurrency,
@@ -82,6 +85,8 @@ class RunStats:
     model: dict[str, Any] = field(default_factory=dict)
     """The model backend's counters: requests, retries, in-flight limit (final, lowest), endpoints."""
     judge_model: dict[str, Any] = field(default_factory=dict)
+    changed_files: list[str] = field(default_factory=list)
+    """Benchmark files that changed since the folder's last run (with ``accept_changed_data``)."""
 
 
 class _LazyBackend:
@@ -131,6 +136,7 @@ class Evaluation:
     # ---- the pipeline --------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         start = time.perf_counter()
+        self.stats.changed_files = check_benchmark_files(self.out, self.bench, self.cfg.accept_changed_data)
         self.store.register_judge(self.judge_key, self.judge.name, self.judge.fingerprint_config())
         write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge)
         self.store.clear_samples(self.bench.name)
@@ -158,7 +164,12 @@ class Evaluation:
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
         judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
         try:
-            await self._produce(gen_q, judge_q)
+            try:
+                await self._produce(gen_q, judge_q)
+            except UserError:  # a file unreadable from some row on: finish the rows before it, then stop
+                await gen_q.join()
+                await judge_q.join()
+                raise
             await gen_q.join()
             await judge_q.join()
         finally:
@@ -254,10 +265,24 @@ class Evaluation:
 
 async def prefetch(items: Iterator[Sample], batch: int = 64) -> AsyncIterator[Sample]:
     """Load samples in a thread, a batch per hop: one hop per sample would pace
-    the whole run at one sample per event-loop turn."""
-    while chunk := await asyncio.to_thread(lambda: list(itertools.islice(items, batch))):
+    the whole run at one sample per event-loop turn. A loader error comes after
+    the samples read before it."""
+    def take() -> tuple[list[Sample], BaseException | None]:
+        chunk: list[Sample] = []
+        try:
+            chunk.extend(itertools.islice(items, batch))
+        except Exception as exc:  # noqa: BLE001 - raised below, after the good samples
+            return chunk, exc
+        return chunk, None
+
+    while True:
+        chunk, error = await asyncio.to_thread(take)
         for sample in chunk:
             yield sample
+        if error is not None:
+            raise error
+        if not chunk:
+            return
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:

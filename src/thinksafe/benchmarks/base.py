@@ -79,16 +79,30 @@ class Benchmark(ABC):
         """
 
     def samples(self) -> Iterator[Sample]:
-        for i, s in enumerate(self.load()):
-            if self.limit is not None and i >= self.limit:
-                return
-            if s.error and self.strict:
-                raise LoaderError(s.error)
-            yield s
+        try:
+            for i, s in enumerate(self.load()):
+                if self.limit is not None and i >= self.limit:
+                    return
+                if s.error and self.strict:
+                    raise LoaderError(s.error)
+                yield s
+        except UnicodeDecodeError as exc:
+            raise LoaderError(encoding_problem(self.files(), exc)) from None
 
     def files(self) -> list[Path]:
         """The files the samples come from, for the run's fingerprint."""
         return []
+
+    def file_fingerprints(self) -> dict[str, str]:
+        """sha256 of each of :meth:`files`, by path."""
+        out = {}
+        for path in sorted(self.files()):
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[str(path)] = h.hexdigest()
+        return out
 
     def fingerprint(self) -> str:
         """sha256 over the names and bytes of :meth:`files`."""
@@ -159,6 +173,20 @@ REGISTRY: dict[str, type[Benchmark]] = {}
 def register(cls: type[Benchmark]) -> type[Benchmark]:
     REGISTRY[cls.name] = cls
     return cls
+
+
+def encoding_problem(files: list[Path], exc: UnicodeDecodeError) -> str:
+    """A message naming the first line of ``files`` that is not UTF-8 text."""
+    for path in files:
+        with open(path, "rb") as f:
+            for line_no, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return (f"{path}, line {line_no}: not UTF-8 text (byte 0x{line[bad.start]:02x} at column "
+                            f"{bad.start + 1}); re-save the file as UTF-8, then run again with --accept-changed-data "
+                            "(finished samples are kept)")
+    return f"{', '.join(map(str, files)) or 'a benchmark file'}: not UTF-8 text ({exc.reason}); re-save it as UTF-8"
 
 
 def resolve_inside(root: Path, relative: str, where: str) -> Path:

@@ -72,6 +72,8 @@ def eval_cmd(
     protocol: Annotated[str, typer.Option(help="official | harmonised")] = "official",
     strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
+    accept_changed_data: Annotated[bool, typer.Option(
+        help="Go on in a run folder whose benchmark files changed since its last run.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a model on a benchmark; judge thinking, answer and full output separately."""
@@ -92,7 +94,7 @@ def eval_cmd(
                      base_url=join_urls(base_url, "--base-url"),
                      api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout, batch_size=batch_size,
                      adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
-                     settings=settings, strict=strict, limit=limit)
+                     settings=settings, strict=strict, limit=limit, accept_changed_data=accept_changed_data)
     run_with_progress(cfg, quiet=quiet)
 
 

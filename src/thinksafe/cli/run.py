@@ -33,7 +33,8 @@ def _progress_run(cfg, quiet: bool) -> dict[str, Any]:
 def run_with_progress(cfg, quiet: bool = False) -> None:
     from rich.console import Console
 
-    from ..benchmarks import PRESETS, LoaderError
+    from ..benchmarks import PRESETS
+    from ..errors import UserError
     from ..report.table import print_run
 
     console = Console(stderr=True)
@@ -45,19 +46,23 @@ def run_with_progress(cfg, quiet: bool = False) -> None:
             subset=None)
         try:
             metrics = _progress_run(sub, quiet)
-        except (LoaderError, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+        except (UserError, ValueError, FileNotFoundError) as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc
         print_run(metrics, sub.out)
-        print_request_stats(Path(sub.out), console)
+        print_run_notes(Path(sub.out), console)
         summaries[name] = metrics
     if len(names) > 1:
         write_summary(Path(cfg.out), summaries)
 
 
-def request_stats_lines(stats: dict[str, Any]) -> list[str]:
-    """One line per remote model: requests, retries, the in-flight limit, each server's share."""
+def run_notes(stats: dict[str, Any]) -> list[str]:
+    """Changed benchmark files, then one line per remote model: requests, retries, the
+    in-flight limit, each server's share."""
     lines = []
+    if stats.get("changed_files"):
+        lines.append(f"note: benchmark files changed since this folder's last run: {', '.join(stats['changed_files'])}"
+                     "; samples whose content changed were generated again")
     for role in ("model", "judge_model"):
         s = stats.get(role) or {}
         if not s.get("requests"):
@@ -74,10 +79,10 @@ def request_stats_lines(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_request_stats(out: Path, console) -> None:
+def print_run_notes(out: Path, console) -> None:
     path = out / "stats.json"
     if path.is_file():
-        for line in request_stats_lines(json.loads(path.read_text())):
+        for line in run_notes(json.loads(path.read_text())):
             console.print(line, highlight=False, soft_wrap=True)
 
 
