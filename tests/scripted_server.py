@@ -39,6 +39,7 @@ class Reply:
 @dataclass
 class Request:
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -199,7 +200,7 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                req = Request(body)
+                req = Request(body, dict(self.headers))
                 start = time.time()
                 server._enter(1)
                 try:

@@ -110,9 +110,8 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _error_detail(raw: bytes) -> str:
+def _error_detail(text: str) -> str:
     """The server's error message, short."""
-    text = raw.decode("utf-8", "replace")
     try:
         data = json.loads(text)
         text = str(data["error"]["message"] if isinstance(data.get("error"), dict) else data.get("error", text))
@@ -216,7 +215,7 @@ class OpenAIBackend(Backend):
             raw = await resp.read()
             if resp.status != 200:
                 raise HTTPStatusError(resp.status, _retry_after(resp.headers.get("Retry-After")),
-                                      self._redact(_error_detail(raw)))
+                                      _error_detail(self._redact(raw.decode("utf-8", "replace"))))
         return parse_reply(raw)
 
     def _classify(self, exc: BaseException) -> RetryDecision:
