@@ -47,13 +47,16 @@ class BadResponse(Exception):
     """The server's reply is not a chat completion (malformed JSON, no choices)."""
 
 
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
+
+
 def image_data_url(path: str) -> str:
     """The file's own bytes as a data URL (no re-encoding, so nothing is lost)."""
     return _data_url(path).decode()
 
 
 def _data_url(path: str) -> bytes:
-    mime = mimetypes.guess_type(path)[0] or "image/png"
+    mime = _MIME.get(os.path.splitext(path)[1].lower()) or mimetypes.guess_type(path)[0] or "image/png"
     return b"data:" + mime.encode() + b";base64," + base64.b64encode(Path(path).read_bytes())
 
 
