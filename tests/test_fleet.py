@@ -73,11 +73,18 @@ def test_adaptive_limit_halves_on_sustained_overload_and_climbs_back():
         assert limit.limit == 8 and limit.overloads == 16
         for _ in range(16):
             limit.release()
+        later = []
+        for _ in range(30):
+            later.append(await limit.acquire())
+            limit.release()
+        limit.overload(later[0])
+        limit.overload(later[-1])  # more than a round apart: two blips
+        assert limit.limit == 8
         for _ in range(18):  # about one more per round of `limit` successes: 8 -> 10
             limit.success()
         return limit.stats()
 
-    assert asyncio.run(scenario()) == {"concurrency": 16, "limit_final": 10, "limit_min": 8, "overloads": 16}
+    assert asyncio.run(scenario()) == {"concurrency": 16, "limit_final": 10, "limit_min": 8, "overloads": 18}
 
 
 def test_two_servers_one_killed_mid_run_every_sample_answered_once(figstep_dir, tmp_path):

@@ -135,8 +135,9 @@ class AdaptiveLimit:
 
     :meth:`acquire` returns a ticket (the request's send order). Overload
     answers count only for requests sent after the last cut, since those sent
-    before it reflect the old limit; two such answers make a cut (a lone 429 is
-    a blip, not a sustained overload), which halves the limit. Each success
+    before it reflect the old limit; two such answers within one round of
+    requests make a cut (a lone 429 is a blip, not a sustained overload), which
+    halves the limit. Each success
     adds ``1 / limit``, so the limit climbs back by one per round of requests.
     """
 
@@ -150,6 +151,7 @@ class AdaptiveLimit:
         self._cut_at = 0
         """Tickets up to this one were sent before the last cut."""
         self._strikes = 0
+        self._strike_at = 0
         self._waiters: deque[asyncio.Future] = deque()
 
     async def acquire(self) -> int:
@@ -190,6 +192,10 @@ class AdaptiveLimit:
         self.overloads += 1
         if ticket <= self._cut_at:
             return
+        if self._strikes and ticket > self._strike_at + int(self.limit):
+            self._strikes = 0  # the last one was more than a round ago: a blip
+        if not self._strikes:
+            self._strike_at = ticket
         self._strikes += 1
         if self._strikes < 2:
             return
