@@ -163,15 +163,16 @@ class Evaluation:
         judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
         judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        error: UserError | None = None
         try:
             try:
                 await self._produce(gen_q, judge_q)
-            except UserError:  # a file unreadable from some row on: finish the rows before it, then stop
-                await gen_q.join()
-                await judge_q.join()
-                raise
+            except UserError as exc:  # a file unreadable from some row on: finish the rows before it
+                error = exc
             await gen_q.join()
             await judge_q.join()
+            if error is not None:
+                raise error
         finally:
             for t in gens + judges:
                 t.cancel()

@@ -169,7 +169,7 @@ class OpenAIBackend(Backend):
         self._headers = {"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"}
         self._session: Any = None
         self.requests = 0
-        self.retries = 0
+        self.attempts = 0
 
     def fingerprint_config(self) -> dict[str, Any]:
         return {"spec": self.spec}
@@ -186,14 +186,14 @@ class OpenAIBackend(Backend):
         start = time.perf_counter()
         self.requests += 1
         try:
-            reply, retries = await with_retries(lambda: self._post(body), self._classify, self.retry)
+            reply, _ = await with_retries(lambda: self._post(body), self._classify, self.retry)
         except Exception as exc:  # noqa: BLE001 - reported on the sample
             raise BackendError(self._redact(f"{self.spec}: {type(exc).__name__}: {exc}")) from None
-        self.retries += retries
         return _completion(reply, time.perf_counter() - start)
 
     async def _post(self, body: bytes) -> dict[str, Any]:
         ticket = await self.limit.acquire()
+        self.attempts += 1
         endpoint = self.fleet.pick()
         ok = unreachable = False
         try:
@@ -260,7 +260,7 @@ class OpenAIBackend(Backend):
         return text.replace(self._key, "***") if len(self._key) >= 8 else text
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "retries": self.retries, **self.limit.stats(),
+        return {"requests": self.requests, "retries": self.attempts - self.requests, **self.limit.stats(),
                 "endpoints": self.fleet.stats()}
 
     async def aclose(self) -> None:
