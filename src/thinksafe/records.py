@@ -70,9 +70,12 @@ class Sample(_Record):
         Images count by file name and size, not by absolute path, so a run
         folder or data folder that moved still matches its stored results.
         """
-        images = [[os.path.basename(p), _size(p)] for p in self.images]
-        payload = json.dumps([self.prompt, images, self.system], ensure_ascii=False)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        cached = self.__dict__.get("_content_hash")
+        if cached is None:  # once per loaded sample: the pipeline asks before and after generating
+            images = [[os.path.basename(p), _size(p)] for p in self.images]
+            payload = json.dumps([self.prompt, images, self.system], ensure_ascii=False)
+            cached = self.__dict__["_content_hash"] = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return cached
 
 
 def _size(path: str) -> int | None:

@@ -8,6 +8,7 @@ A benchmark is registered with :func:`register` and looked up by name with
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -190,9 +191,14 @@ def encoding_problem(files: list[Path], exc: UnicodeDecodeError) -> str:
 
 
 def resolve_inside(root: Path, relative: str, where: str) -> Path:
-    """Join a path from a data file to its folder, refusing ones that escape it."""
-    root = root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {root}")
-    return path
+    """Join a path from a data file to its folder, refusing ones that leave it (``..``, an
+    absolute path elsewhere).
+
+    Checked on the path's text, without a system call per sample: symlinks inside the
+    folder are followed when the file is opened, as a Hugging Face cache snapshot needs.
+    """
+    base = os.path.abspath(root)
+    path = os.path.normpath(os.path.join(base, relative))
+    if path != base and not path.startswith(base.rstrip(os.sep) + os.sep):
+        raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {base}")
+    return Path(path)
