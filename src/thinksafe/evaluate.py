@@ -274,6 +274,9 @@ async def prefetch(items: Iterator[Sample], batch: int = 64) -> AsyncIterator[Sa
             chunk.extend(itertools.islice(items, batch))
         except Exception as exc:  # noqa: BLE001 - raised below, after the good samples
             return chunk, exc
+        finally:
+            for sample in chunk:
+                sample.content_hash()  # stats the images: here, not on the event loop (it is kept)
         return chunk, None
 
     while True:
