@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("thinksafe", "openai", "transformers", "torch", "peft", "trl", "datasets", "pillow")
+_PACKAGES = ("thinksafe", "aiohttp", "transformers", "torch", "peft", "trl", "datasets", "pillow")
 
 
 def package_versions() -> dict[str, str | None]:
