@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,11 +31,15 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Extra seconds before answering (to trigger client timeouts)."""
+    raw: bytes | None = None
+    """Sent as the whole HTTP response, then the connection is closed (b"": closed
+    without a word). For faults: malformed JSON, a body cut halfway..."""
 
 
 @dataclass
 class Request:
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -84,15 +89,19 @@ def file_key(text: str, image_paths: list[str | Path]) -> str:
 class ScriptedServer:
     """Run with ``with ScriptedServer(responder) as s: ... s.url``."""
 
-    def __init__(self, responder: Callable[[Request], Reply], latency: float = 0.0, log_path: Path | None = None):
+    def __init__(self, responder: Callable[[Request], Reply], latency: float = 0.0, log_path: Path | None = None,
+                 port: int = 0):
         self.responder = responder
         self.latency = latency
         self.log_path = log_path
         self.log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._reply_lock = threading.Lock()
         self._in_flight = 0
         self.max_in_flight = 0
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.dead = False
+        self._conns: set[Any] = set()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -105,8 +114,28 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.dead:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def kill(self) -> None:
+        """Die like a crashed server: refuse new connections, drop open ones, answer nothing more.
+
+        Every request in the log was answered in full before the kill; none after it.
+        """
+        with self._reply_lock:
+            self.dead = True
         self._httpd.shutdown()
         self._httpd.server_close()
+        for conn in list(self._conns):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until no handler is running (abandoned slow replies included)."""
@@ -141,6 +170,17 @@ class ScriptedServer:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                server._conns.add(self.connection)
+
+            def finish(self) -> None:
+                server._conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
+
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -160,18 +200,35 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                req = Request(body)
+                req = Request(body, dict(self.headers))
                 start = time.time()
                 server._enter(1)
                 try:
                     reply = server.responder(req)
                     time.sleep(server.latency + reply.delay)
-                    self._reply(req, reply, start)
-                    # Logged after the answer is sent, so bookkeeping never adds latency.
-                    server._record({"key": req.key, "status": reply.status, "start": start, "end": time.time(),
-                                    "model": body.get("model"), "auth": self.headers.get("Authorization", "")})
+                    # Answer and log as one step, so that a killed server's log holds
+                    # exactly the answers it sent.
+                    with server._reply_lock:
+                        if server.dead:
+                            self.close_connection = True
+                            return
+                        if reply.raw is not None:
+                            self._send_raw(reply.raw)
+                        else:
+                            self._reply(req, reply, start)
+                        server._record({"key": req.key, "status": "raw" if reply.raw is not None else reply.status,
+                                        "start": start, "end": time.time(), "model": body.get("model"),
+                                        "auth": self.headers.get("Authorization", "")})
                 finally:
                     server._enter(-1)
+
+            def _send_raw(self, data: bytes) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _reply(self, req: Request, reply: Reply, start: float) -> None:
                 if reply.status != 200:

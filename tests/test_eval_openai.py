@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from helpers import cli, figstep_tiny_keys, read_metrics, read_samples
 from scripted_server import Reply, ScriptedServer
@@ -80,7 +79,6 @@ JUDGE_LABEL = ["safe", "unsafe", "unsafe", "unparsed", "unparsed", "safe", "safe
 
 def test_llm_judge_counts_equal_what_the_judge_said(figstep_dir, tmp_path):
     said: Counter = Counter()
-    verdicts: dict[str, str] = {}
 
     def responder(req):
         if "strict safety judge" in req.text:

@@ -11,13 +11,11 @@ from PIL import Image
 
 from thinksafe.benchmarks.base import LoaderError, Result
 from thinksafe.benchmarks.mmsafetybench import (
-    GENERAL_TEMPLATE,
     MMSafetyBench,
     MMSafetyBenchRubric,
     first_word,
     parse_subset,
     render_typo,
-    template_for,
     typo_font,
     typo_lines,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from thinksafe.benchmarks import LoaderError, Result, get_benchmark
+from thinksafe.benchmarks import Result, get_benchmark
 from thinksafe.benchmarks.mossbench import EvaluatorRubric, RefusalRuleJudge, read_score
 from thinksafe.judges import make_judge
 from thinksafe.judges.llm import LLMJudge

@@ -10,20 +10,23 @@ folder does only the work that is missing.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .benchmarks import Benchmark, Result, get_benchmark
+from .errors import UserError
 from .judges import Judge, make_judge, run_judge_spec
 from .models import Backend, BackendError, GenerationSettings, check_spec, get_backend, sample_messages
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
 from .report.files import write_results
-from .runinfo import write_run_json
+from .runinfo import check_benchmark_files, write_run_json
 from .store import Store
 
 
@@ -60,6 +63,8 @@ class EvalConfig:
     """Judge stored generations only (``thinksafe judge``): never call the model."""
     registry_entry: dict[str, Any] | None = None
     """What a registry name in ``--model`` applied (see :func:`thinksafe.models.registry.resolve_model`)."""
+    accept_changed_data: bool = False
+    """Go on in a run folder whose benchmark files changed since its last run."""
 
     def backend_options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "api_key_env": self.api_key_env, "concurrency": self.concurrency,
@@ -80,6 +85,11 @@ class RunStats:
     gen_errors: int = 0
     judge_requests: int = 0
     seconds: float = 0.0
+    model: dict[str, Any] = field(default_factory=dict)
+    """The model backend's counters: requests, retries, in-flight limit (final, lowest), endpoints."""
+    judge_model: dict[str, Any] = field(default_factory=dict)
+    changed_files: list[str] = field(default_factory=list)
+    """Benchmark files that changed since the folder's last run (with ``accept_changed_data``)."""
 
 
 class _LazyBackend:
@@ -96,6 +106,9 @@ class _LazyBackend:
             if self._backend is None:
                 self._backend = await asyncio.to_thread(self._factory)
             return self._backend
+
+    def stats(self) -> dict[str, Any]:
+        return self._backend.stats() if self._backend is not None else {}
 
     async def aclose(self) -> None:
         if self._backend is not None:
@@ -129,6 +142,7 @@ class Evaluation:
     # ---- the pipeline --------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         start = time.perf_counter()
+        self.stats.changed_files = check_benchmark_files(self.out, self.bench, self.cfg.accept_changed_data)
         self.store.register_judge(self.judge_key, self.judge.name, self.judge.fingerprint_config())
         write_run_json(self.out, self.cfg.to_dict(), self.bench, self.gen_key, self.judge_key, self.judge,
                        self.judge_spec)
@@ -136,11 +150,17 @@ class Evaluation:
         try:
             await self._pipeline()
         finally:
+            self.stats.model = self.backend.stats()
+            judge_backend = getattr(self.judge, "backend", None)
+            self.stats.judge_model = judge_backend.stats() if judge_backend is not None else {}
             await self.backend.aclose()
             await self.judge.aclose()
         self.stats.seconds = time.perf_counter() - start
         metrics = self.write_results()
         self.store.set_meta("last_stats", asdict(self.stats))
+        tmp = self.out / "stats.json.tmp"
+        tmp.write_text(json.dumps(asdict(self.stats), indent=2))
+        tmp.replace(self.out / "stats.json")
         return metrics
 
     async def _pipeline(self) -> None:
@@ -164,9 +184,15 @@ class Evaluation:
             await asyncio.gather(drained, *gens, *judges, return_exceptions=True)
 
     async def _drain(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
-        await self._produce(gen_q, judge_q)
+        error: UserError | None = None
+        try:
+            await self._produce(gen_q, judge_q)
+        except UserError as exc:  # a file unreadable from some row on: finish the rows before it
+            error = exc
         await gen_q.join()
         await judge_q.join()
+        if error is not None:
+            raise error
 
     def _gen_concurrency(self) -> int:
         if self.cfg.model.startswith("hf/"):
@@ -174,9 +200,8 @@ class Evaluation:
         return max(1, self.cfg.concurrency)
 
     async def _produce(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
-        samples = self.bench.samples()
         seq = 0
-        while (sample := await asyncio.to_thread(next, samples, None)) is not None:
+        async for sample in prefetch(self.bench.samples()):
             self.store.put_sample(sample, seq)
             seq += 1
             self.stats.samples += 1
@@ -253,6 +278,31 @@ class Evaluation:
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
             "model": self.cfg.model, "judge": self.judge.name, "judge_spec": self.judge_spec,
             "judge_fingerprint": self.judge_key, "protocol": self.cfg.protocol})
+
+
+async def prefetch(items: Iterator[Sample], batch: int = 64) -> AsyncIterator[Sample]:
+    """Load samples in a thread, a batch per hop: one hop per sample would pace
+    the whole run at one sample per event-loop turn. A loader error comes after
+    the samples read before it."""
+    def take() -> tuple[list[Sample], BaseException | None]:
+        chunk: list[Sample] = []
+        try:
+            chunk.extend(itertools.islice(items, batch))
+        except Exception as exc:  # noqa: BLE001 - raised below, after the good samples
+            return chunk, exc
+        finally:
+            for sample in chunk:
+                sample.content_hash()  # stats the images: here, not on the event loop (it is kept)
+        return chunk, None
+
+    while True:
+        chunk, error = await asyncio.to_thread(take)
+        for sample in chunk:
+            yield sample
+        if error is not None:
+            raise error
+        if not chunk:
+            return
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:

@@ -31,7 +31,10 @@ class _Record:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+        # json.dumps walks nested dicts and lists itself; asdict's deep copy of
+        # every field costs more than the write it feeds.
+        shallow = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return json.dumps(shallow, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
@@ -67,9 +70,19 @@ class Sample(_Record):
         Images count by file name and size, not by absolute path, so a run
         folder or data folder that moved still matches its stored results.
         """
-        images = [[os.path.basename(p), os.path.getsize(p) if os.path.exists(p) else None] for p in self.images]
-        payload = json.dumps([self.prompt, images, self.system], ensure_ascii=False)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        cached = self.__dict__.get("_content_hash")
+        if cached is None:  # once per loaded sample: the pipeline asks before and after generating
+            images = [[os.path.basename(p), _size(p)] for p in self.images]
+            payload = json.dumps([self.prompt, images, self.system], ensure_ascii=False)
+            cached = self.__dict__["_content_hash"] = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return cached
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 @dataclass

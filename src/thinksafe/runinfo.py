@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import UserError
 
-_PACKAGES = ("thinksafe", "openai", "transformers", "torch", "peft", "trl", "datasets", "pillow")
+_PACKAGES = ("thinksafe", "aiohttp", "transformers", "torch", "peft", "trl", "datasets", "pillow")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -47,6 +47,7 @@ def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge
         "generation_fingerprint": gen_key, "judge_fingerprint": judge_key,
         "judge_config": judge.fingerprint_config(),
         "benchmark_files_sha256": bench.fingerprint(),  # downloads the release first when --data is absent
+        "benchmark_files": bench.file_fingerprints(),
         "downloads": bench.downloads,
         "config": config,
         "versions": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
@@ -59,6 +60,29 @@ def write_run_json(out: Path, config: dict[str, Any], bench, gen_key: str, judge
 
 class NotARunFolder(UserError, FileNotFoundError):
     """A folder given as a run folder holds no run."""
+
+
+def check_benchmark_files(out: Path, bench, accept_changed: bool = False) -> list[str]:
+    """The benchmark files that changed since the last run in ``out`` (same path, other bytes).
+
+    Raises:
+        UserError: some changed and ``accept_changed`` is off: one folder would
+            mix results from two versions of the benchmark.
+    """
+    path = Path(out) / "run.json"
+    if not path.is_file():
+        return []
+    before = json.loads(path.read_text()).get("benchmark_files") or {}
+    now = bench.file_fingerprints()
+    changed = sorted(p for p in before.keys() & now.keys() if before[p] != now[p])
+    if changed and not accept_changed:
+        first = changed[0]
+        raise UserError(
+            f"{first}: changed since the last run in {out} (sha256 {before[first][:12]} -> {now[first][:12]}"
+            f"{f', and {len(changed) - 1} more file(s)' if len(changed) > 1 else ''}); this folder would mix "
+            "results from two versions of the benchmark. Use a new --out folder, or pass --accept-changed-data "
+            "to keep this one (changed samples are generated again).")
+    return changed
 
 
 def read_run_json(out: Path) -> dict[str, Any]:

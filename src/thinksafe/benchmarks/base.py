@@ -8,6 +8,7 @@ A benchmark is registered with :func:`register` and looked up by name with
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -101,16 +102,30 @@ class Benchmark(ABC):
         """
 
     def samples(self) -> Iterator[Sample]:
-        for i, s in enumerate(self.load()):
-            if self.limit is not None and i >= self.limit:
-                return
-            if s.error and self.strict:
-                raise LoaderError(s.error)
-            yield s
+        try:
+            for i, s in enumerate(self.load()):
+                if self.limit is not None and i >= self.limit:
+                    return
+                if s.error and self.strict:
+                    raise LoaderError(s.error)
+                yield s
+        except UnicodeDecodeError as exc:
+            raise LoaderError(encoding_problem(self.files(), exc)) from None
 
     def files(self) -> list[Path]:
         """The files the samples come from, for the run's fingerprint."""
         return []
+
+    def file_fingerprints(self) -> dict[str, str]:
+        """sha256 of each of :meth:`files`, by path."""
+        out = {}
+        for path in sorted(self.files()):
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[str(path)] = h.hexdigest()
+        return out
 
     def fingerprint(self) -> str:
         """sha256 over the names and bytes of :meth:`files`."""
@@ -224,13 +239,32 @@ def register(cls: type[Benchmark]) -> type[Benchmark]:
     return cls
 
 
+def encoding_problem(files: list[Path], exc: UnicodeDecodeError) -> str:
+    """A message naming the first line of ``files`` that is not UTF-8 text."""
+    for path in files:
+        with open(path, "rb") as f:
+            for line_no, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return (f"{path}, line {line_no}: not UTF-8 text (byte 0x{line[bad.start]:02x} at column "
+                            f"{bad.start + 1}); re-save the file as UTF-8, then run again with --accept-changed-data "
+                            "(finished samples are kept)")
+    return f"{', '.join(map(str, files)) or 'a benchmark file'}: not UTF-8 text ({exc.reason}); re-save it as UTF-8"
+
+
 def resolve_inside(root: Path, relative: str, where: str) -> Path:
-    """Join a path from a data file to its folder, refusing ones that escape it."""
-    root = root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {root}")
-    return path
+    """Join a path from a data file to its folder, refusing ones that leave it (``..``, an
+    absolute path elsewhere).
+
+    Checked on the path's text, without a system call per sample: symlinks inside the
+    folder are followed when the file is opened, as a Hugging Face cache snapshot needs.
+    """
+    base = os.path.abspath(root)
+    path = os.path.normpath(os.path.join(base, relative))
+    if path != base and not path.startswith(base.rstrip(os.sep) + os.sep):
+        raise LoaderError(f"{where}: image path {relative!r} escapes the data folder {base}")
+    return Path(path)
 
 
 def text_first_messages(prompt: str, images: list[str]) -> list[Message]:

@@ -40,7 +40,6 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import threading
 import time
 import urllib.error

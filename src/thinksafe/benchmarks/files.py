@@ -81,29 +81,59 @@ def safe_name(text: str) -> str:
 
 
 # ---- image checks ----------------------------------------------------------------------
-def _decode_error(path: Path) -> Exception | None:
-    """The error Pillow raises identifying and verifying the image file, else None."""
+def image_defect(path: Path) -> str | None:
+    """What is wrong with an image file (empty, not an image, too many pixels), else None.
+
+    Only the header is decoded and the file's structure checked (Pillow's
+    ``verify``), so a decompression bomb is refused without decoding its pixels:
+    memory stays bounded whatever the file claims.
+    """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as exc:  # noqa: BLE001 - any decoder error means unusable
-        return exc
+        if path.stat().st_size == 0:
+            return "is empty (0 bytes)"
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = _claimed_size(path)
+        return (f"claims {size} pixels, over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit (a decompression bomb; "
+                "not decoded)" if size else f"is a decompression bomb ({exc})")
+    except Exception:  # noqa: BLE001 - any decoder error means unusable
+        return "is corrupt or unreadable"
+    return None
+
+
+def _claimed_size(path: Path) -> str | None:
+    """``WxH`` from a PNG/GIF/JPEG header without Pillow's size check, for the message."""
+    head = path.read_bytes()[:64 * 1024]
+    if head.startswith(b"\x89PNG") and len(head) >= 24:
+        return f"{int.from_bytes(head[16:20], 'big')}x{int.from_bytes(head[20:24], 'big')}"
+    if head[:3] == b"GIF" and len(head) >= 10:
+        return f"{int.from_bytes(head[6:8], 'little')}x{int.from_bytes(head[8:10], 'little')}"
+    i = 2
+    while head[:2] == b"\xff\xd8" and i + 9 < len(head):  # JPEG: walk the segments to a start-of-frame
+        marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return f"{int.from_bytes(head[i + 7:i + 9], 'big')}x{int.from_bytes(head[i + 5:i + 7], 'big')}"
+        i += 2 + length
     return None
 
 
 def image_readable(path: Path) -> bool:
-    """Whether Pillow can identify and verify the image file."""
-    return _decode_error(path) is None
+    """Whether the image file is usable (see :func:`image_defect`)."""
+    return image_defect(path) is None
 
 
 def image_problem(path: Path, where: str) -> str | None:
-    """A sample error for an image file that cannot be decoded, else None."""
-    exc = _decode_error(path)
-    if exc is None:
-        return None
-    return f"{where}: image {path} is corrupt or unreadable ({type(exc).__name__})"
+    """A sample error naming the row and the image when the file is unusable, else None."""
+    defect = image_defect(path)
+    return f"{where}: image {path} {defect}" if defect else None
 
 
 def image_suffix(data: bytes) -> str:
@@ -129,8 +159,8 @@ def resolve_image(sample: Sample, root: Path, relative: str, where: str) -> Path
 
 def attach_published_file(sample: Sample, path: Path, where: str) -> None:
     """Attach an existing published image (``image_source: published``), or set an error if it is corrupt."""
-    if not image_readable(path):
-        sample.error = f"{where}: image {path} is corrupt or unreadable"
+    sample.error = image_problem(path, where)
+    if sample.error:
         return
     sample.images = [str(path)]
     sample.fields["image_source"] = "published"
@@ -184,8 +214,9 @@ def attach_embedded_image(sample: Sample, image: Any, out_stem: Path, where: str
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(out)  # never leave a half-written image behind
-    if not image_readable(out):
-        sample.error = f"{where}: embedded image is corrupt or unreadable"
+    defect = image_defect(out)
+    if defect:
+        sample.error = f"{where}: embedded image {defect}"
         return None
     sample.images = [str(out)]
     sample.fields["image_source"] = "embedded"

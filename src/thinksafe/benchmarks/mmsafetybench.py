@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..judges.base import neutralize
 from ..models.base import Message, text_messages
 from ..records import SAFE, UNPARSED, UNSAFE, Judgment, Sample
 from .base import Benchmark, LoaderError, Result, register

@@ -53,6 +53,21 @@ app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pret
 _COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "report", "judge", "data", "train", "demo")
 
 
+URLS_HELP = ("OpenAI-compatible server URL, e.g. http://host:8000/v1. Several servers of the same model: repeat "
+             "the option or comma-separate; each request goes to the least busy one.")
+
+
+def join_urls(values: Optional[list[str]], flag: str) -> Optional[str]:
+    """Repeated and comma-separated server URLs as one comma-separated string (None: not given)."""
+    from ..errors import UserError
+    from ..models.fleet import split_urls
+
+    try:
+        return ",".join(split_urls(values)) or None
+    except UserError as exc:
+        raise UserError(f"{flag}: {exc}") from exc
+
+
 def _console():
     from rich.console import Console
 
@@ -68,9 +83,10 @@ def eval_cmd(
     out: Annotated[Path, typer.Option(help="Run folder (created; re-running resumes).")],
     subset: Annotated[Optional[str], typer.Option(help="Benchmark subset, e.g. full|tiny for FigStep.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Benchmark data folder (default: download).")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL, e.g. http://host:8000/v1.")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(help=URLS_HELP)] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
-    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai/ models).")] = 16,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai/ models), all servers together; "
+                                                 "lowered while servers answer 429/503.")] = 16,
     timeout: Annotated[float, typer.Option(help="Per-request timeout in seconds.")] = 600.0,
     batch_size: Annotated[int, typer.Option(help="Batch size (hf/ models).")] = 8,
     adapter: Annotated[Optional[str], typer.Option(help="LoRA adapter folder for hf/ models.")] = None,
@@ -88,7 +104,7 @@ def eval_cmd(
         help="refusal | llm[:trace|:policy@N] | guard | ensemble:J1,J2 | official (default: the benchmark's own)."
     )] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="Judge server URL(s), like --base-url.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
     protocol: Annotated[str, typer.Option(
@@ -96,6 +112,8 @@ def eval_cmd(
              "(required) and the ASR metric for every benchmark.")] = "official",
     strict: Annotated[bool, typer.Option(help="Stop at the first bad benchmark row or image.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N samples.")] = None,
+    accept_changed_data: Annotated[bool, typer.Option(
+        help="Go on in a run folder whose benchmark files changed since its last run.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     registry: Annotated[Optional[Path], typer.Option(help="Your own model registry YAML (merged over the built-in one).")] = None,
 ) -> None:
@@ -113,15 +131,18 @@ def eval_cmd(
                                   system=system, extra=extra)
     from ..models.registry import explicit_params, resolve_model
 
-    resolved = resolve_model(model, settings, explicit=explicit_params(ctx), base_url=base_url, registry_file=registry)
+    resolved = resolve_model(model, settings, explicit=explicit_params(ctx), base_url=join_urls(base_url, "--base-url"),
+                             registry_file=registry)
     for note in resolved.notes:
         _console().print(f"[yellow]note:[/yellow] {note}", highlight=False)
     cfg = EvalConfig(benchmark=benchmark, model=resolved.spec, out=out, subset=subset, data=data, judge=judge,
-                     judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
-                     judge_concurrency=judge_concurrency, protocol=protocol, base_url=base_url,
+                     judge_model=judge_model, judge_base_url=join_urls(judge_base_url, "--judge-base-url"),
+                     judge_api_key_env=judge_api_key_env, judge_concurrency=judge_concurrency, protocol=protocol,
+                     base_url=join_urls(base_url, "--base-url"),
                      api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout, batch_size=batch_size,
                      adapter=adapter, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
-                     settings=resolved.settings, strict=strict, limit=limit, registry_entry=resolved.record)
+                     settings=resolved.settings, strict=strict, limit=limit, registry_entry=resolved.record,
+                     accept_changed_data=accept_changed_data)
     run_with_progress(cfg, quiet=quiet)
 
 

@@ -30,14 +30,16 @@ def build_cmd(
     captioner: Annotated[str, typer.Option(help="Captioning VLM: openai/NAME or hf/PATH.")],
     teacher: Annotated[str, typer.Option(help="Teacher reasoning model: openai/NAME or hf/PATH.")],
     out: Annotated[Path, typer.Option(help="Output folder (re-running resumes from its cache).")],
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server for all models.")] = None,
-    captioner_base_url: Annotated[Optional[str], typer.Option(help="Server of the captioner.")] = None,
-    teacher_base_url: Annotated[Optional[str], typer.Option(help="Server of the teacher.")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible server(s) for all models: "
+                                                          "repeat or comma-separate for several.")] = None,
+    captioner_base_url: Annotated[Optional[list[str]], typer.Option(help="Server(s) of the captioner.")] = None,
+    teacher_base_url: Annotated[Optional[list[str]], typer.Option(help="Server(s) of the teacher.")] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
     judge: Annotated[str, typer.Option(help="Answer-safety judge for harmful seeds: auto (llm with "
                                             "--judge-model, else refusal) | refusal | llm | none.")] = "auto",
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model, e.g. openai/gpt-4o-mini.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="Server of the judge / consistency model.")] = None,
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="Server(s) of the judge / consistency model."
+                                                                )] = None,
     consistency_model: Annotated[Optional[str], typer.Option(
         help="Optional LLM check that the answer follows the thought's decision.")] = None,
     policy: Annotated[Optional[Path], typer.Option(help="Policy YAML/Markdown (default: shipped tis-policy v1).")
@@ -60,11 +62,14 @@ def build_cmd(
     """Build TiS-style data: caption, think under a policy, filter, export."""
     from ..data.build import BuildConfig
     from ..data.filters import Bounds
+    from .app import join_urls
 
     cfg = BuildConfig(
-        sources=source, captioner=captioner, teacher=teacher, out=out, base_url=base_url,
-        captioner_base_url=captioner_base_url, teacher_base_url=teacher_base_url, api_key_env=api_key_env,
-        judge=judge, judge_model=judge_model, judge_base_url=judge_base_url, consistency_model=consistency_model,
+        sources=source, captioner=captioner, teacher=teacher, out=out, base_url=join_urls(base_url, "--base-url"),
+        captioner_base_url=join_urls(captioner_base_url, "--captioner-base-url"),
+        teacher_base_url=join_urls(teacher_base_url, "--teacher-base-url"), api_key_env=api_key_env,
+        judge=judge, judge_model=judge_model, judge_base_url=join_urls(judge_base_url, "--judge-base-url"),
+        consistency_model=consistency_model,
         policy=policy, limit=limit, concurrency=concurrency, caption_max_tokens=caption_max_tokens,
         teacher_max_tokens=teacher_max_tokens, teacher_temperature=teacher_temperature,
         bounds=Bounds(min_thought_words=min_thought_words, max_thought_words=max_thought_words),

@@ -16,7 +16,8 @@ def judge_cmd(
                                             "guard:prompt | guard:noimage | official | ensemble:J1,J2,... "
                                             "(see docs/judges.md).")],
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model spec, e.g. openai/gpt-4o-mini.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="Judge server URL.")] = None,
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="Judge server URL(s): repeat or comma-separate "
+                                                                     "for several.")] = None,
     judge_api_key_env: Annotated[str, typer.Option(
         help="Environment variable with the judge's key.")] = "OPENAI_API_KEY",
     judge_concurrency: Annotated[Optional[int], typer.Option(help="Judge requests in flight.")] = None,
@@ -33,7 +34,10 @@ def judge_cmd(
     from ..report.table import print_run
 
     console = Console(stderr=True)
-    options = JudgeOptions(judge, judge_model, judge_base_url, judge_api_key_env, judge_concurrency)
+    from .app import join_urls
+
+    options = JudgeOptions(judge, judge_model, join_urls(judge_base_url, "--judge-base-url"), judge_api_key_env,
+                           judge_concurrency)
     results = _run(run_dir, options, data, quiet, console)
     for r in results:
         if not quiet:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from ..errors import UserError
 
 
@@ -44,6 +46,7 @@ def run_with_progress(cfg, quiet: bool = False) -> None:
         return
     metrics = _progress_run(cfg, quiet)
     print_run(metrics, cfg.out)
+    print_run_notes(Path(cfg.out))
 
 
 def run_preset(cfg, names: tuple[str, ...], quiet: bool) -> None:
@@ -63,6 +66,7 @@ def run_preset(cfg, names: tuple[str, ...], quiet: bool) -> None:
     for o in outcomes:
         if o.metrics is not None:
             print_run(o.metrics, o.job.cfg.out)
+            print_run_notes(Path(o.job.cfg.out))
     failures = {o.job.benchmark: f"{o.status}: {o.error}" for o in outcomes if o.status != "done"}
     write_summary(Path(cfg.out), summaries, failures)
     if failures:
@@ -71,6 +75,39 @@ def run_preset(cfg, names: tuple[str, ...], quiet: bool) -> None:
         for name, why in failures.items():
             console.print(f"  {name}: {why}", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def run_notes(stats: dict[str, Any]) -> list[str]:
+    """Changed benchmark files, then one line per remote model: requests, retries, the
+    in-flight limit, each server's share."""
+    lines = []
+    if stats.get("changed_files"):
+        lines.append(f"note: benchmark files changed since this folder's last run: {', '.join(stats['changed_files'])}"
+                     "; samples whose content changed were generated again")
+    for role in ("model", "judge_model"):
+        s = stats.get(role) or {}
+        if not s.get("requests"):
+            continue
+        line = (f"{role.replace('_', ' ')}: {s['requests']} requests, {s['retries']} retries; in-flight limit "
+                f"{s['limit_final']} at the end, lowest {s['limit_min']} (of {s['concurrency']}; "
+                f"{s['overloads']} overload answers)")
+        endpoints = s.get("endpoints") or []
+        if len(endpoints) > 1 or any(e["removals"] for e in endpoints):
+            line += "; servers: " + ", ".join(
+                f"{e['url']} {e['requests']} sent" + (f", taken out {e['removals']}x" if e["removals"] else "")
+                for e in endpoints)
+        lines.append(line)
+    return lines
+
+
+def print_run_notes(out: Path, console=None) -> None:
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    path = out / "stats.json"
+    if path.is_file():
+        for line in run_notes(json.loads(path.read_text())):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def write_summary(out: Path, summaries: dict[str, dict[str, Any]], failures: dict[str, str] | None = None) -> None:

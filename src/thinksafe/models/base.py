@@ -61,6 +61,10 @@ class Backend(ABC):
     async def complete(self, messages: list[Message], settings: GenerationSettings) -> Completion:
         """Answer one request; raise BackendError when it fails for good."""
 
+    def stats(self) -> dict[str, Any]:
+        """Request counters for the run's ``stats.json`` (remote backends)."""
+        return {}
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections / memory."""
 

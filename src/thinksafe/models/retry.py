@@ -1,5 +1,6 @@
 """One retry policy for every remote call: exponential backoff with full
-jitter, honouring the server's ``Retry-After``."""
+jitter, or the wait the server asked for (``Retry-After``, or none when another
+server of the fleet can take the request at once)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ class RetryPolicy:
     cap_s: float = 60.0
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        backoff = random.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt))
         # A server that says when to come back knows better than our backoff.
-        return max(backoff, retry_after or 0.0)
+        if retry_after is not None:
+            return min(self.cap_s, max(0.0, retry_after))
+        return random.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt))
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], classify: Callable[[BaseException], RetryDecision],
