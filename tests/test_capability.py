@@ -102,10 +102,21 @@ def test_mmstar_prompt_options_metrics_and_subsets(tmp_path):
     assert [s.id for s in only.samples()] == ["2"]
 
 
-def test_no_data_names_the_release_and_data_flag(tmp_path):
+def test_offline_without_data_names_the_url_and_data_flag(monkeypatch, tmp_path):
+    from thinksafe.benchmarks import download
+
+    from file_server import closed_port_url
+
+    dead = closed_port_url()
+    monkeypatch.setattr(download, "BACKOFF_S", 0.0)
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("THINKSAFE_CACHE", str(tmp_path / "cache"))
     result = cli("eval", "--benchmark", "mmstar", "--model", "openai/x", "--base-url", "http://127.0.0.1:9/v1",
                  "--out", tmp_path / "r", "--quiet", expect=2)
-    assert "Lin-Chen/MMStar" in result.output and "--data" in result.output
+    output = result.output.replace("\n", "")  # the console wraps long lines
+    assert f"cannot download {dead}/datasets/Lin-Chen/MMStar/resolve/" in output
+    assert "pass --data DIR" in output and "Traceback" not in output
 
 
 # ---- MathVista -----------------------------------------------------------------------------

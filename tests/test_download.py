@@ -236,3 +236,59 @@ def test_tis_paper_without_data_tries_the_downloads(monkeypatch, tmp_path: Path)
     assert f"cannot download {dead}/datasets/PKU-Alignment/MM-SafetyBench/resolve/main/data/" in output
     assert f"cannot download {dead}/ThuCCSLab/FigStep/" in output  # every benchmark tried, not only the first
     assert "pass --data DIR" in output and "Traceback" not in output
+
+
+# ---- the capability benchmarks: their Hugging Face parquet files ------------------------------
+def _pope_shard(split: str) -> dict:
+    from capability_data import png
+
+    return {"id": ["0"], "question_id": ["7"], "question": [f"Is there a dog in the image? ({split})"],
+            "answer": ["yes"], "image_source": [f"COCO_val2014_00000000000{len(split)}"],
+            "image": [{"bytes": png("red"), "path": None}], "category": [split]}
+
+
+def _columns(name: str, path: str) -> dict:
+    from capability_data import mathvista_columns, mmstar_columns, scienceqa_columns
+
+    if name == "pope":  # one shard per split: the download fetches all three for any subset
+        return _pope_shard(("random", "popular", "adversarial")[int(path.split("-")[1])])
+    return {"scienceqa": scienceqa_columns, "mmstar": mmstar_columns, "mathvista": mathvista_columns}[name]()
+
+
+@pytest.mark.parametrize("name, first_id, n", [("pope", "random-7", 3), ("scienceqa", "1", 4), ("mmstar", "0", 4),
+                                               ("mathvista", "1", 4)])
+def test_capability_benchmarks_download_their_pinned_parquet_files(hub, monkeypatch, tmp_path: Path, name: str,
+                                                                   first_id: str, n: int) -> None:
+    from dataclasses import replace
+
+    from capability_data import write_parquet
+
+    from thinksafe.benchmarks import get_benchmark
+
+    cls = get_benchmark(name)
+    assert all(len(r.revision) == 40 and r.kind == "hf" for r in cls.release)  # a commit, not a branch
+    served = {}
+    for r in cls.release:
+        body = write_parquet(tmp_path / "built" / r.path, _columns(name, r.path)).read_bytes()
+        hub.files[f"/datasets/{r.repo}/resolve/{r.revision}/{r.path}"] = body
+        served[r.path] = hashlib.sha256(body).hexdigest()
+    # The real files' sha256 is pinned where the dataset page publishes it; the fixture has its own.
+    monkeypatch.setattr(cls, "release", tuple(replace(r, sha256=r.sha256 and served[r.path]) for r in cls.release))
+    bench = cls(workdir=tmp_path / "run")
+    samples = list(bench.samples())
+    assert (len(samples), samples[0].id, samples[0].error) == (n, first_id, None)
+    assert Path(samples[0].images[0]).is_file()
+    assert bench.downloads["files"] == served
+    assert bench.downloads["sources"] == [f"hf:{cls.release[0].repo}@{cls.release[0].revision}"]
+    requests = len(hub.log)
+    assert len(list(cls(workdir=tmp_path / "run").samples())) == n
+    assert len(hub.log) == requests  # the second run reads the cache
+
+
+def test_a_capability_download_with_the_wrong_bytes_is_refused(hub, tmp_path: Path) -> None:
+    from thinksafe.benchmarks.mmstar import MMStar
+
+    [r] = MMStar.release
+    hub.files[f"/datasets/{r.repo}/resolve/{r.revision}/{r.path}"] = b"PAR1 not the release PAR1"
+    with pytest.raises(DownloadError, match="sha256 mismatch for mmstar.parquet"):
+        MMStar(workdir=tmp_path / "run").data_dir()

@@ -278,3 +278,10 @@ def test_guard_runs_on_an_hf_backend(tiny_model_dir):
         j = asyncio.run(go(judge))
         # Random weights: the reply is noise, so strict parsing must call it unparsed.
         assert j.label == "unparsed" and "error" not in j.extra and j.raw
+
+
+def test_a_judge_reply_keeps_its_answer_tags_for_the_rubric():
+    from thinksafe.benchmarks.mssbench import MSSBenchRubric
+
+    j = run(LLMJudge(FakeBackend("<think>it warns</think><answer>1</answer>"), MSSBenchRubric()))
+    assert (j.label, j.extra["class"]) == ("1", 1)

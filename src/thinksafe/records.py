@@ -109,7 +109,7 @@ class Generation(_Record):
     """The text exactly as the model produced it (``content``)."""
     reasoning: str = ""
     answer: str = ""
-    reasoning_source: Literal["field", "tags", "llavacot", "none"] = "none"
+    reasoning_source: Literal["field", "tags", "llavacot", "sections", "none"] = "none"
     finish_reason: str | None = None
     truncated_in_reasoning: bool = False
     prompt_tokens: int | None = None

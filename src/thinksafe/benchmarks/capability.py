@@ -10,6 +10,10 @@ n``, where an unparsed or missing answer earns no credit and is counted beside
 is reported too. Failed generations (``errors``) and samples that could not
 run (``skipped``, e.g. an image that is not there) are left out of ``n``.
 
+Without ``--data``, each benchmark downloads the parquet files of its Hugging
+Face release (:attr:`CapabilityBenchmark.release`, a pinned commit) into the
+cache, as the safety benchmarks do.
+
 The rule needs no model, so the metrics re-read every stored answer with it:
 whichever ``--judge`` ran, the numbers are the rule's. Higher accuracy is
 better; ``thinksafe compare`` signs differences so that "+" means better.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..judges.base import Judge
@@ -26,7 +31,8 @@ from ..metrics.verdicts import OfficialTally, official_metrics, rate
 from ..reasoning import target_text
 from ..records import MISSING, UNPARSED, Judgment, Sample
 from .answers import extract_choice
-from .base import Benchmark, LoaderError, Result
+from .base import Benchmark, Result
+from .download import Remote, download_release
 
 CORRECT, WRONG = "correct", "wrong"
 
@@ -69,12 +75,6 @@ def score_choice(sample: Sample, answer: str) -> Judgment:
                    prediction=choice.letter, how=choice.how, answer=sample.fields["answer"])
 
 
-def no_download(name: str, hf_repo: str, layout: str) -> LoaderError:
-    """The error of a capability benchmark that has no download yet: where to get the data."""
-    return LoaderError(f"{name}: no download yet; get the Hugging Face dataset {hf_repo} ({layout}), e.g. "
-                       f"`hf download {hf_repo} --repo-type dataset --local-dir DIR`, then pass --data DIR")
-
-
 class CapabilityBenchmark(Benchmark):
     """Base of the capability benchmarks: subclasses set the class attributes and :meth:`score`."""
 
@@ -85,6 +85,14 @@ class CapabilityBenchmark(Benchmark):
     rule_version: ClassVar[str] = "1"
     groups: ClassVar[tuple[str, ...]] = ()
     """``Sample.fields`` keys accuracy is also reported by (``by_<key>`` in the official block)."""
+    release: ClassVar[tuple[Remote, ...]] = ()
+    """The files of the public release :meth:`download` fetches, at a pinned revision."""
+
+    def download(self) -> Path:
+        """Fetch :attr:`release` into ``$THINKSAFE_CACHE/NAME/REVISION`` (streamed, resumable,
+        checked; see :mod:`.download`), a layout the loader reads."""
+        root, self.downloads = download_release(self.name, self.release[0].revision[:12], self.release)
+        return root
 
     def listing_missing(self, samples: Iterable[Sample]) -> Iterator[Sample]:
         """``samples``, noting the ids of those without their image in ``self.missing_images``."""

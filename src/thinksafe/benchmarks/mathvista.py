@@ -19,6 +19,13 @@ Inputs (``--data``), either layout:
   ``query.json`` (pid -> query) in ``--data`` or ``--data/data/``, with the
   images (``images/{pid}.jpg``, from the release's ``images.zip``) beside them.
 
+Download (without ``--data``): AI4Math/MathVista at commit
+f155273e63944d0d0027c6aacdaa07b2538d92f2,
+``data/testmini-00000-of-00001-725687bf7a18d64b.parquet`` (142 MB, as
+re-uploaded in 9d44aa5; the first upload, c12acf2, had other bytes), checked
+against the sha256 the dataset's page lists for it at that commit (the Git LFS
+object id).
+
 The model gets the problem's ``query`` (the authors' zero-shot query: hint,
 question, choices) and the image. Sample id = ``pid``; category = the task.
 
@@ -80,12 +87,13 @@ from ..reasoning import parse_completion
 from ..records import MISSING, UNPARSED, Judgment, Sample
 from .answers import clean_markup, extract_choice, letters_for
 from .base import LoaderError, Result, register
-from .capability import CapabilityBenchmark, no_download, verdict
+from .capability import CapabilityBenchmark, verdict
+from .download import Remote
 from .files import attach_embedded_image, attach_image, iter_parquet_rows, load_json
 
 log = logging.getLogger(__name__)
 
-_HF = "AI4Math/MathVista"
+_HF, _HF_REVISION = "AI4Math/MathVista", "f155273e63944d0d0027c6aacdaa07b2538d92f2"
 TASKS = ("figure question answering", "geometry problem solving", "math word problem",
          "textbook question answering", "visual question answering")
 
@@ -237,6 +245,9 @@ class MathVista(CapabilityBenchmark):
     subsets = {"testmini": 1000}
     default_subset = "testmini"
     groups = ("task", "question_type")
+    release = (Remote.hf(_HF, _HF_REVISION, "data/testmini-00000-of-00001-725687bf7a18d64b.parquet",
+                         sha256="373f6c0b412a9be2cec36711cee724e03f4c5db6908f3c13db903aa9694d4f2d"),)
+    download_size = "AI4Math/MathVista testmini parquet: 142 MB, the 1,000 problems with their images"
 
     def parquet_files(self) -> list[Path]:
         return sorted(self.data_dir().glob("data/testmini-*.parquet"))
@@ -247,9 +258,6 @@ class MathVista(CapabilityBenchmark):
 
     def files(self) -> list[Path]:
         return self.parquet_files() or [self.json_dir() / "testmini.json", self.json_dir() / "query.json"]
-
-    def download(self) -> Path:
-        raise no_download(self.name, _HF, "data/testmini-*.parquet, images embedded")
 
     def load(self) -> Iterator[Sample]:
         return self.listing_missing(self._from_parquet() if self.parquet_files() else self._from_json())

@@ -17,6 +17,11 @@ options inline ("... Options: A: ..., B: ..., C: ..., D: ..."); they are read
 from there for the option-text rule of the reader. Sample id = ``index``;
 category = the core capability.
 
+Download (without ``--data``): Lin-Chen/MMStar at commit
+bc98d668301da7b14f648724866e57302778ab27, ``mmstar.parquet`` (41.8 MB, uploaded
+in a9beb09 and unchanged since), checked against the sha256 the dataset's page
+lists for it (the Git LFS object id).
+
 Prompt: ``TSVDataset.build_prompt`` for a multiple-choice row without option
 columns or hint, the path the authors' inference takes for API models:
 ``Question: {question}\\n``.
@@ -48,10 +53,11 @@ from typing import Any
 
 from ..records import Judgment, Sample
 from .base import LoaderError, register
-from .capability import CapabilityBenchmark, no_download, score_choice
+from .capability import CapabilityBenchmark, score_choice
+from .download import Remote
 from .files import attach_embedded_image, iter_parquet_rows, safe_name
 
-_HF = "Lin-Chen/MMStar"
+_HF, _HF_REVISION = "Lin-Chen/MMStar", "bc98d668301da7b14f648724866e57302778ab27"
 CATEGORIES = ("coarse perception", "fine-grained perception", "instance reasoning", "logical reasoning",
               "science & technology", "math")
 
@@ -83,15 +89,15 @@ class MMStar(CapabilityBenchmark):
     subsets = {"all": 1500, **{c: 250 for c in CATEGORIES}}
     default_subset = "all"
     groups = ("category", "l2_category")
+    release = (Remote.hf(_HF, _HF_REVISION, "mmstar.parquet",
+                         sha256="29afd74b0134cfab083a8909b5358577ab18fd41c1e612031577cfb3635531c2"),)
+    download_size = "Lin-Chen/MMStar mmstar.parquet: 41.8 MB, the 1,500 questions with their images"
 
     def files(self) -> list[Path]:
         found = sorted(self.data_dir().rglob("*.parquet"))
         if not found:
             raise LoaderError(f"{self.data_dir()}: no MMStar data (expected mmstar.parquet of {_HF})")
         return found
-
-    def download(self) -> Path:
-        raise no_download(self.name, _HF, "mmstar.parquet, images embedded")
 
     def load(self) -> Iterator[Sample]:
         for path in self.files():

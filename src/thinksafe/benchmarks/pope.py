@@ -21,6 +21,17 @@ Inputs (``--data``), either layout:
   ``image``, ``category`` = the split), images embedded (written to the run
   folder once each).
 
+Download (without ``--data``): the lmms-lab/POPE release at commit
+4db1276663dfa5eb8ad16a52d24c31a09e470896 (its ``main`` when read), the three
+shards ``data/test-0000{0,1,2}-of-00003.parquet`` (85 MB each; the file names
+are those of the dataset's file tree at that commit and at 271684c, the commit
+that uploaded them). The three are fetched for any subset (which split each
+shard holds is not published). These carry COCO's images, so nothing of
+COCO's 6 GB val2014 zip is needed; the questions are then the release's (its
+``question_id`` and ``category`` give the sample ids). No sha256 of these
+files is published where it could be read: ``run.json`` records the sha256 of
+each file fetched.
+
 The model gets the question text as it is (the authors' ``text``) and the
 image. Sample id = ``{split}-{question_id}``; category = the split. Subsets:
 ``all`` (the three splits, 9,000) or one split.
@@ -62,13 +73,14 @@ from typing import Any
 from ..records import MISSING, Judgment, Sample
 from .answers import parse_yes_no
 from .base import LoaderError, Result, register
-from .capability import AccuracyTally, CapabilityBenchmark, no_download, verdict
+from .capability import AccuracyTally, CapabilityBenchmark, verdict
+from .download import Remote
 from .files import attach_embedded_image, attach_image, iter_parquet_rows, safe_name
 
 SPLITS = ("random", "popular", "adversarial")
 IMAGE_DIRS = ("val2014", "images", ".")
 _QUESTION_DIRS = (".", "output/coco")
-_HF = "lmms-lab/POPE"
+_HF, _HF_REVISION = "lmms-lab/POPE", "4db1276663dfa5eb8ad16a52d24c31a09e470896"
 
 
 def authors_yes_no(answer: str) -> str:
@@ -104,6 +116,8 @@ class POPE(CapabilityBenchmark):
               "(authors' yes/no rule; strict start-of-answer beside)")
     subsets = {"all": 9000, **{s: 3000 for s in SPLITS}}
     default_subset = "all"
+    release = tuple(Remote.hf(_HF, _HF_REVISION, f"data/test-{i:05d}-of-00003.parquet") for i in range(3))
+    download_size = "lmms-lab/POPE: 3 parquet shards, 85 MB each (255 MB), the 9,000 questions with their images"
 
     def splits(self) -> tuple[str, ...]:
         return SPLITS if self.subset in (None, "all") else (str(self.subset),)
@@ -118,10 +132,6 @@ class POPE(CapabilityBenchmark):
 
     def files(self) -> list[Path]:
         return self.parquet_files() or [self.question_file(s) for s in self.splits()]
-
-    def download(self) -> Path:
-        raise no_download(self.name, _HF, "data/test-*.parquet, images embedded; or the authors' question files "
-                                          "from github.com/RUCAIBox/POPE output/coco/ with COCO val2014 in val2014/")
 
     # ---- loading -------------------------------------------------------------------
     def load(self) -> Iterator[Sample]:

@@ -18,6 +18,11 @@ Inputs (``--data``), any of:
   with the images in ``images/test/{pid}/image.png`` (``tools/download.sh``)
   or ``test/{pid}/image.png``.
 
+Download (without ``--data``): lmms-lab/ScienceQA at commit
+69dd4d6b67373d38f96a5badd5d24d0eb5bcdc50, ``ScienceQA-IMG/test-00000-of-00001.parquet``
+(130 MB, uploaded in df59f11), checked against the sha256 the dataset's page
+lists for it at that commit (the Git LFS object id).
+
 Columns used: ``image``, ``question``, ``choices``, ``answer`` (index of the
 right choice), ``hint``, ``subject``, ``grade``, ``topic``. Sample id: the pid
 (authors' layout), else the question's position among the test questions with
@@ -56,10 +61,12 @@ from typing import Any
 from ..records import Judgment, Sample
 from .answers import letters_for
 from .base import LoaderError, register
-from .capability import CapabilityBenchmark, no_download, score_choice
+from .capability import CapabilityBenchmark, score_choice
+from .download import Remote
 from .files import attach_embedded_image, attach_image, iter_parquet_rows, load_json
 
 _HF = "lmms-lab/ScienceQA (config ScienceQA-IMG) or derek-thomas/ScienceQA"
+_HF_REPO, _HF_REVISION = "lmms-lab/ScienceQA", "69dd4d6b67373d38f96a5badd5d24d0eb5bcdc50"
 _PARQUET_GLOBS = ("ScienceQA-IMG/test-*.parquet", "data/test-*.parquet", "ScienceQA-FULL/test-*.parquet")
 _IMAGE_DIRS = ("images/test", "test")
 
@@ -88,6 +95,9 @@ class ScienceQA(CapabilityBenchmark):
     subsets = {"test": 2017}
     default_subset = "test"
     groups = ("subject", "grades", "grade")
+    release = (Remote.hf(_HF_REPO, _HF_REVISION, "ScienceQA-IMG/test-00000-of-00001.parquet",
+                         sha256="1f9729818b577d70325a0e59f488f6eeda74c827caddd56b75ccf3e36ed45064"),)
+    download_size = "lmms-lab/ScienceQA, ScienceQA-IMG test parquet: 130 MB, the 2,017 questions with their images"
 
     def parquet_files(self) -> list[Path]:
         root = self.data_dir()
@@ -95,9 +105,6 @@ class ScienceQA(CapabilityBenchmark):
 
     def files(self) -> list[Path]:
         return self.parquet_files() or [self.data_dir() / "problems.json"]
-
-    def download(self) -> Path:
-        raise no_download(self.name, _HF, "test split parquet, images embedded")
 
     def load(self) -> Iterator[Sample]:
         return self.listing_missing(self._from_parquet() if self.parquet_files() else self._from_problems())

@@ -64,6 +64,7 @@ class ShapeProbes(POPE):
     metric = "accuracy, precision, recall, F1, yes-ratio (POPE's rule); a stand-in, not a capability measure"
     subsets = {"all": 16}
     default_subset = "all"
+    release, download_size = (), ""  # built in: nothing of POPE's release to fetch
 
     def files(self) -> list[Path]:
         return []

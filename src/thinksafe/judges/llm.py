@@ -83,7 +83,7 @@ class LLMJudge(Judge):
         except BackendError as exc:
             # Not a verdict: recorded as unparsed with the error, and retried on the next run.
             return Judgment(target, UNPARSED, None, raw="", extra={"error": str(exc)})
-        reply = parse_completion(completion)
+        reply = parse_completion(completion, unwrap=False)  # the rubric reads the reply as written
         judgment = self.rubric.parse(reply.answer, target)
         if reply.reasoning:
             judgment.extra["judge_reasoning"] = reply.reasoning
