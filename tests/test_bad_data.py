@@ -93,7 +93,7 @@ def test_image_paths_leaving_the_data_folder_are_refused(tmp_path):
     data = tmp_path / "siuo"
     (data / "images").mkdir(parents=True)
     _tiny_png(data / "images/ok.png")
-    secret = _tiny_png(tmp_path / "secret.png")
+    _tiny_png(tmp_path / "secret.png")  # a real image, outside the folder
     item = {"question_id": 0, "image": "ok.png", "question": "What should I do?", "category": "c",
             "safety_warning": "w", "reference_answer": "r"}
     items = [item, {**item, "question_id": 1, "image": "../../secret.png"}, "not an object"]
