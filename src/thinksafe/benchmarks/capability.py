@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..judges.base import Judge
+from ..judges.base import Judge, RuleJudge
 from ..metrics.verdicts import OfficialTally, official_metrics, rate
 from ..reasoning import target_text
 from ..records import MISSING, UNPARSED, Judgment, Sample
@@ -38,25 +38,6 @@ CORRECT, WRONG = "correct", "wrong"
 
 Score = Callable[[Sample, str], Judgment]
 """``score(sample, answer) -> Judgment``: a benchmark's rule on one non-empty answer."""
-
-
-class RuleJudge(Judge):
-    """A capability benchmark's scoring rule as a judge of the answer only."""
-
-    targets = ("answer",)
-
-    def __init__(self, name: str, version: str, score: Score):
-        self.name, self.version, self.score = name, version, score
-
-    def fingerprint_config(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
-
-    @property
-    def concurrency(self) -> int:
-        return 64
-
-    async def judge(self, sample: Sample, text: str, target: str) -> Judgment:
-        return self.score(sample, text)
 
 
 def verdict(target: str, correct: bool | None, raw: str, **extra: Any) -> Judgment:

@@ -40,6 +40,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -158,6 +159,16 @@ def download_release(benchmark: str, version: str, files: Iterable[Remote], what
     shas = fetch(files, root, what=what or benchmark, missing_ok=missing_ok)
     sources = sorted({f"{f.kind}:{f.repo}@{f.revision}" if f.repo else f.path for f in files})
     return root, {"folder": str(root), "sources": sources, "files": shas}
+
+
+def download_github_folder(benchmark: str, repo: str, commit: str, pattern: re.Pattern[str]) -> tuple[Path, dict]:
+    """:func:`download_release` of the files of ``repo`` at ``commit`` whose path fully
+    matches ``pattern`` (its first group is where each goes), each checked against its
+    git blob id; for releases whose file names are known only from the repository's tree."""
+    tree = github_tree(repo, commit, release_dir(benchmark, commit[:12]), benchmark)
+    files = [Remote.github(repo, commit, e["path"], dest=m.group(1), git_blob=e["sha"])
+             for e in tree if (m := pattern.fullmatch(e["path"]))]
+    return download_release(benchmark, commit[:12], files)
 
 
 # ---- fetching -----------------------------------------------------------------------

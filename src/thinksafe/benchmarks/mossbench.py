@@ -218,12 +218,9 @@ class MOSSBench(Benchmark):
     def download(self) -> Path:
         """Fetch ``information.json`` and the 300 images (about 290 MB) from the authors'
         repository at a pinned commit; each file is checked against its git blob id."""
-        from .download import Remote, download_release, github_tree, release_dir
+        from .download import download_github_folder
 
-        tree = github_tree(_REPO, _COMMIT, release_dir(self.name, _COMMIT[:12]), self.name)
-        files = [Remote.github(_REPO, _COMMIT, e["path"], dest=m.group(1), git_blob=e["sha"])
-                 for e in tree if (m := _DATA_FILE.fullmatch(e["path"]))]
-        root, self.downloads = download_release(self.name, _COMMIT[:12], files)
+        root, self.downloads = download_github_folder(self.name, _REPO, _COMMIT, _DATA_FILE)
         return root
 
     def load(self) -> Iterator[Sample]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..models.base import Message
@@ -39,6 +40,26 @@ class Judge(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the judge model's resources."""
+
+
+class RuleJudge(Judge):
+    """A benchmark's own scoring rule (no model) as a judge of the answer only:
+    ``score(sample, answer) -> Judgment`` on each non-empty answer."""
+
+    targets = ("answer",)
+
+    def __init__(self, name: str, version: str, score: Callable[[Sample, str], Judgment]):
+        self.name, self.version, self.score = name, version, score
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+    @property
+    def concurrency(self) -> int:
+        return 64
+
+    async def judge(self, sample: Sample, text: str, target: str) -> Judgment:
+        return self.score(sample, text)
 
 
 class Rubric(Protocol):
