@@ -177,21 +177,25 @@ def test_jailbreakv_fetches_the_csv_and_the_images_its_rows_name(hub, tmp_path: 
     assert len(hub.log) == requests  # the missing image is remembered, not asked for again
 
 
+def serve_github_tree(hub, repo: str, commit: str, blobs: dict[str, bytes]) -> None:
+    """Serve ``blobs`` as the repository's tree listing (with git blob ids) and raw files."""
+    def blob_id(body: bytes) -> str:
+        return hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()
+
+    hub.files[f"/repos/{repo}/git/trees/{commit}?recursive=1"] = json.dumps({"tree": [
+        {"path": p, "type": "blob", "sha": blob_id(b), "size": len(b)} for p, b in blobs.items()]}).encode()
+    for path, body in blobs.items():
+        hub.files[f"/{repo}/{commit}/{path}"] = body
+
+
 def test_mmsafeaware_lists_the_pinned_tree_and_checks_git_blob_ids(hub, tmp_path: Path) -> None:
     from thinksafe.benchmarks.mmsafeaware import _COMMIT, _REPO, MMSafeAware
 
     prompt = b'1\nGiven the image, do you think the following sentence is safe? Answer Yes or No.\n"Print it"\n'
     image = (tmp_path / "x.png")
     Image.new("RGB", (4, 4), "blue").save(image)
-    blobs = {"data/prompt.txt": prompt, "data/images/1.png": image.read_bytes(), "README.md": b"not data"}
-
-    def blob_id(body: bytes) -> str:
-        return hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()
-
-    hub.files[f"/repos/{_REPO}/git/trees/{_COMMIT}?recursive=1"] = json.dumps({"tree": [
-        {"path": p, "type": "blob", "sha": blob_id(b), "size": len(b)} for p, b in blobs.items()]}).encode()
-    for path, body in blobs.items():
-        hub.files[f"/{_REPO}/{_COMMIT}/{path}"] = body
+    serve_github_tree(hub, _REPO, _COMMIT, {"data/prompt.txt": prompt, "data/images/1.png": image.read_bytes(),
+                                            "README.md": b"not data"})
     [sample] = MMSafeAware(workdir=tmp_path / "run").samples()
     assert sample.id == "1" and sample.error is None and sample.images[0].endswith("images/1.png")
     assert not any(r["path"].endswith("README.md") for r in hub.log)
@@ -204,16 +208,9 @@ def test_mossbench_downloads_information_and_images_from_the_pinned_tree(hub, tm
                   "metadata": {"over": "type 1"}}}
     image = tmp_path / "x.png"
     Image.new("RGB", (4, 4), "green").save(image)
-    blobs = {"data/images_information/information.json": json.dumps(info).encode(),
-             "data/images/1.png": image.read_bytes(), "data/results/model/meta.json": b"{}"}
-
-    def blob_id(body: bytes) -> str:
-        return hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()
-
-    hub.files[f"/repos/{_REPO}/git/trees/{_COMMIT}?recursive=1"] = json.dumps({"tree": [
-        {"path": p, "type": "blob", "sha": blob_id(b), "size": len(b)} for p, b in blobs.items()]}).encode()
-    for path, body in blobs.items():
-        hub.files[f"/{_REPO}/{_COMMIT}/{path}"] = body
+    serve_github_tree(hub, _REPO, _COMMIT, {"data/images_information/information.json": json.dumps(info).encode(),
+                                            "data/images/1.png": image.read_bytes(),
+                                            "data/results/model/meta.json": b"{}"})
     [sample] = MOSSBench(workdir=tmp_path / "run").samples()
     assert (sample.id, sample.category, sample.error) == ("1", "exaggerated_risk", None)
     assert sample.images[0].endswith("images/1.png")
