@@ -191,7 +191,9 @@ class HFBackend(Backend):
 
     def _load(self) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+        from .processors import load_processor
 
         dtype = "auto" if self.dtype in (None, "auto") else getattr(torch, self.dtype)
         kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": self.trust_remote_code}
@@ -200,7 +202,7 @@ class HFBackend(Backend):
             kwargs["device_map"] = "auto"
         try:
             model = AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-            processor = AutoProcessor.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+            processor = load_processor(self.path, self.trust_remote_code)
             tokenizer = processor.tokenizer
         except ValueError:
             # Not an image-text-to-text architecture: a text-only causal LM.

@@ -77,7 +77,9 @@ def check_device(cfg: TrainConfig) -> None:
 def load_model(cfg: TrainConfig, bf16: bool):
     """Model and processor, quantized to 4 bits for QLoRA."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
+
+    from ..models.processors import load_processor
 
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32,
                               "trust_remote_code": cfg.trust_remote_code}
@@ -92,7 +94,7 @@ def load_model(cfg: TrainConfig, bf16: bool):
         # Each process of a multi-GPU launch keeps its whole quantized copy on its own GPU.
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     model = AutoModelForImageTextToText.from_pretrained(cfg.model_path, **kwargs)
-    processor = AutoProcessor.from_pretrained(cfg.model_path, trust_remote_code=cfg.trust_remote_code)
+    processor = load_processor(cfg.model_path, cfg.trust_remote_code)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return model, processor
