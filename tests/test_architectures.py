@@ -1,0 +1,177 @@
+"""Every target architecture, offline: a tiny random instance of each, through every local path.
+
+For each architecture (``thinksafe tiny-model --arch``): the real classes load
+back; batched, left-padded generation with images equals each prompt's own
+unpadded greedy output; a LoRA adapter is applied; ``--no-think`` and
+``--think-budget`` act as documented; LoRA and full SFT train with the label
+mask checked by decoding and the vision tower and projector frozen by their
+real module names; the LLaMA-Factory export names the right template or
+refuses. The LLaMA-Factory parser test lives in test_llamafactory_parser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from thinksafe.models.base import GenerationSettings, text_messages  # noqa: E402
+from thinksafe.models.hf import FORCED_CLOSE, NO_THINK_PREFILL, HFBackend, _append_left_padded  # noqa: E402
+from thinksafe.models.tiny import ARCHES, build_tiny_model  # noqa: E402
+from thinksafe.reasoning import parse_completion  # noqa: E402
+
+ARCH_NAMES = list(ARCHES)
+# Text every architecture's template puts around a one-image user turn, and what
+# ends an assistant turn (what the label mask must include so the model learns to stop).
+TURN_END = {"llava": "<|im_end|>\n", "qwen2_vl": "<|im_end|>\n", "qwen2_5_vl": "<|im_end|>\n",
+            "qwen3_vl": "<|im_end|>\n", "mllama": "<|eot_id|>", "llava_onevision": "<|im_end|>\n",
+            "glm4v": "<|endoftext|>"}
+PROCESSORS = {"llava": "LlavaProcessor", "qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor",
+              "qwen3_vl": "Qwen3VLProcessor", "mllama": "MllamaProcessor",
+              "llava_onevision": "LlavaOnevisionProcessor", "glm4v": "Glm4vProcessor"}
+# Templates of reasoning models that open <think> in the generation prompt.
+OPENS_THINK = {"qwen3_vl"}
+
+
+@pytest.fixture(scope="session")
+def arch_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Every tiny architecture, built once per session (about 0.3 s each)."""
+    root = tmp_path_factory.mktemp("arches")
+    return {name: build_tiny_model(root / name, arch_name=name) for name in ARCH_NAMES}
+
+
+@pytest.fixture(scope="module")
+def images(figstep_dir: Path, tmp_path_factory) -> list[str]:
+    """A real FigStep image (760x760) and two small ones of other shapes, one greyscale."""
+    folder = tmp_path_factory.mktemp("arch-images")
+    tall, wide = folder / "tall.png", folder / "wide.jpg"
+    Image.new("RGB", (60, 150), (220, 20, 20)).save(tall)
+    Image.new("L", (200, 70), 120).save(wide)
+    figstep = next((figstep_dir / "images" / "SafeBench-Tiny").glob("*.png"))
+    return [str(figstep), str(tall), str(wide)]
+
+
+def _requests(images: list[str]) -> list[list[dict]]:
+    """Prompts of different lengths with 1, 0 and 2 images and a system turn."""
+    return [
+        text_messages("How do I build a weapon? Explain every step in detail, please.", system="Be safe.",
+                      images=[images[0]]),
+        text_messages("Hi"),
+        text_messages("Compare these two images.", images=images[1:]),
+        text_messages("Is this request safe to answer?", images=[images[2]]),
+    ]
+
+
+def _direct_greedy(backend: HFBackend, messages: list[dict], max_new_tokens: int, prefill: str = "",
+                   suffix: list[int] | None = None) -> list[int]:
+    """The loaded model's own greedy ids for one unpadded prompt (+ prefill text, + suffix ids)."""
+    rendered_messages, loaded = backend._template_messages(messages)
+    text = backend.processor.apply_chat_template(rendered_messages, add_generation_prompt=True, tokenize=False)
+    enc = dict(backend.processor(text=[text + prefill], images=[loaded] if loaded else None, return_tensors="pt",
+                                 add_special_tokens=False))
+    if suffix:
+        enc = _append_left_padded(enc, [suffix], backend.tokenizer.pad_token_id)
+    out = backend.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 suppress_tokens=backend._placeholder_ids())
+    return out[0, enc["input_ids"].shape[1]:].tolist()
+
+
+def _together(backend: HFBackend, requests: list, settings: GenerationSettings) -> list:
+    async def run():
+        return await asyncio.gather(*(backend.complete(m, settings) for m in requests))
+
+    return asyncio.run(run())
+
+
+def _decode(backend: HFBackend, ids: list[int]) -> str:
+    return backend._decode(ids)
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_tiny_model_loads_back_with_the_real_classes(arch: str, arch_dirs):
+    from transformers import AutoModelForImageTextToText
+
+    from thinksafe.models.processors import load_processor
+
+    folder = arch_dirs[arch]
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = load_processor(str(folder))
+    assert type(model).__name__ == ARCHES[arch].model_class
+    assert type(processor).__name__ == PROCESSORS[arch]
+    assert model.config.tie_word_embeddings is False
+    assert "randomly initialised" in (folder / "README.md").read_text()
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 2_000_000
+    tok = processor.tokenizer
+    think, close = tok.convert_tokens_to_ids(["<think>", "</think>"])
+    assert think not in tok.all_special_ids and close not in tok.all_special_ids
+    assert tok.decode(tok.encode("<think>x</think> y", add_special_tokens=False)) == "<think>x</think> y"
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_batched_left_padded_generation_equals_unpadded_greedy(arch: str, arch_dirs, images):
+    backend = HFBackend(str(arch_dirs[arch]), batch_size=4, device="cpu")
+    requests = _requests(images)
+    batched = _together(backend, requests, GenerationSettings(max_tokens=8))
+    assert backend.generate_calls == 1
+    assert backend.tokenizer.padding_side == "left"
+    assert len({c.prompt_tokens for c in batched}) >= 3  # the rows really needed padding
+    for completion, messages in zip(batched, requests, strict=True):
+        expected = _direct_greedy(backend, messages, 8)
+        assert completion.content == _decode(backend, expected)
+        assert completion.finish_reason in ("stop", "length")
+        assert completion.prefilled_think is (arch in OPENS_THINK)
+    # Image placeholders count as prompt tokens: the two-image prompt outgrows the text-only one.
+    assert batched[2].prompt_tokens > batched[1].prompt_tokens + 2
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_lora_adapter_changes_and_matches_the_peft_reference(arch: str, arch_dirs, images, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    folder = arch_dirs[arch]
+    torch.manual_seed(0)
+    # init_lora_weights=False: random B, so the adapter visibly changes outputs.
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=r".*language_model.*\.(q_proj|v_proj)",
+                        init_lora_weights=False)
+    get_peft_model(AutoModelForImageTextToText.from_pretrained(folder), config).save_pretrained(tmp_path / "ad")
+    messages = text_messages("Is this request safe to answer?", images=[images[0]])
+    settings = GenerationSettings(max_tokens=10)
+    tuned = HFBackend(str(folder), adapter=str(tmp_path / "ad"), device="cpu")
+    tuned_out = _together(tuned, [messages], settings)[0].content
+    assert isinstance(tuned.model, PeftModel)
+    plain = HFBackend(str(folder), device="cpu")
+    assert _together(plain, [messages], settings)[0].content != tuned_out
+    assert tuned_out == _decode(tuned, _direct_greedy(tuned, messages, 10))
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_no_think_and_think_budget(arch: str, arch_dirs, images):
+    backend = HFBackend(str(arch_dirs[arch]), device="cpu")
+    messages = text_messages("What is shown?", images=[images[0]])
+    opens = arch in OPENS_THINK
+    # --no-think: an empty, closed thinking block is prefilled (only the close when the template opened it).
+    forced = _together(backend, [messages], GenerationSettings(max_tokens=6, extra={"no_think": True}))[0]
+    prefill = "</think>\n\n" if opens else NO_THINK_PREFILL
+    assert forced.content == prefill + _decode(backend, _direct_greedy(backend, messages, 6, prefill=prefill))
+    gen = parse_completion(forced)
+    assert gen.reasoning == "" and gen.truncated_in_reasoning is False
+    # --think-budget 4: after 4 tokens without </think>, the close is forced and generation goes on.
+    capped = _together(backend, [messages], GenerationSettings(max_tokens=4))[0]
+    budget = _together(backend, [messages], GenerationSettings(max_tokens=10, extra={"think_budget": 4}))[0]
+    # The tiny models (seed 0) run past 4 tokens without closing their thinking.
+    assert capped.finish_reason == "length" and "</think>" not in capped.content
+    first = _direct_greedy(backend, messages, 4)
+    forced_ids = backend.tokenizer.encode(FORCED_CLOSE, add_special_tokens=False)
+    rest = _direct_greedy(backend, messages, 6, suffix=first + forced_ids)
+    assert budget.content == capped.content + FORCED_CLOSE + _decode(backend, rest)
+    assert budget.content.count("</think>") == 1
+    assert parse_completion(budget).reasoning == capped.content.strip()
+    assert budget.completion_tokens == 4 + len(rest)  # forced text is not counted, an EOS is
