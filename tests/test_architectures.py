@@ -175,3 +175,113 @@ def test_no_think_and_think_budget(arch: str, arch_dirs, images):
     assert budget.content.count("</think>") == 1
     assert parse_completion(budget).reasoning == capped.content.strip()
     assert budget.completion_tokens == 4 + len(rest)  # forced text is not counted, an EOS is
+
+
+# Where each architecture keeps its vision tower and projector (module-name
+# prefixes; LLaMA-Factory 0.9.5's model_utils/visual.py names the same modules,
+# except that it leaves GLM-4.1V's post-conv norms and downsampling trainable).
+VISION_SIDE = {
+    "llava": {"vision": ("model.vision_tower.",), "projector": ("model.multi_modal_projector.",)},
+    "qwen2_vl": {"vision": ("model.visual.patch_embed.", "model.visual.blocks."),
+                 "projector": ("model.visual.merger.",)},
+    "qwen2_5_vl": {"vision": ("model.visual.patch_embed.", "model.visual.blocks."),
+                   "projector": ("model.visual.merger.",)},
+    "qwen3_vl": {"vision": ("model.visual.patch_embed.", "model.visual.pos_embed.", "model.visual.blocks.",
+                            "model.visual.deepstack_merger_list."),
+                 "projector": ("model.visual.merger.",)},
+    "mllama": {"vision": ("model.vision_model.",), "projector": ("model.multi_modal_projector.",)},
+    "llava_onevision": {"vision": ("model.vision_tower.",),
+                        "projector": ("model.multi_modal_projector.", "model.image_newline")},
+    "glm4v": {"vision": ("model.visual.patch_embed.", "model.visual.blocks.", "model.visual.embeddings.",
+                         "model.visual.post_conv_layernorm.", "model.visual.post_layernorm.",
+                         "model.visual.downsample."),
+              "projector": ("model.visual.merger.",)},
+}
+
+
+def _expected_part(arch: str, name: str) -> str:
+    return next((part for part, prefixes in VISION_SIDE[arch].items() if name.startswith(prefixes)), "language")
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    from thinksafe.train.demo import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("arch-demo"))
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_label_mask_decodes_to_exactly_the_answer(arch: str, arch_dirs, tmp_path):
+    from thinksafe.models.processors import load_processor
+    from thinksafe.train.collator import IGNORE, SFTCollator
+    from thinksafe.train.data import parse_row
+
+    processor = load_processor(str(arch_dirs[arch]))
+    Image.new("RGB", (90, 50), "red").save(tmp_path / "a.png")
+    answers = ["<think>\nA red square.\n</think>\nIt is red.", "<think>\nok\n</think>\nNo."]
+    questions = ["What is it?", "Describe the picture in detail, please."]
+    rows = [parse_row({"conversations": [{"from": "human", "value": f"<image>{q}"}, {"from": "gpt", "value": a}],
+                       "images": ["a.png"]}, n, tmp_path)
+            for n, (q, a) in enumerate(zip(questions, answers, strict=True), 1)]
+    batch = SFTCollator(processor)([r.to_record() for r in rows])
+    for key in ("attention_mask", "mm_token_type_ids", "cross_attention_mask"):
+        if key in batch:
+            assert batch[key].shape[:2] == batch["input_ids"].shape, key
+    for i, answer in enumerate(answers):
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        kept = processor.tokenizer.decode(ids[labels != IGNORE])
+        if arch in OPENS_THINK:  # the prompt already holds "<think>\n"; the template re-renders the block
+            reasoning, final = answer.removeprefix("<think>\n").split("\n</think>\n")
+            assert kept == f"{reasoning}\n</think>\n\n{final}{TURN_END[arch]}"
+        else:
+            assert kept == answer + TURN_END[arch]
+        # Everything before the answer, image tokens included, is masked.
+        assert (labels[: int((labels == IGNORE).sum()) - int((batch["attention_mask"][i] == 0).sum())]
+                == IGNORE).all()
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_vision_tower_and_projector_found_by_their_real_names(arch: str, arch_dirs):
+    from transformers import AutoModelForImageTextToText
+
+    from thinksafe.train.models import part_of
+
+    model = AutoModelForImageTextToText.from_pretrained(arch_dirs[arch])
+    parts = {name: part_of(name) for name, _ in model.named_parameters()}
+    assert parts == {name: _expected_part(arch, name) for name in parts}
+    assert {"vision", "projector", "language"} <= set(parts.values())
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_lora_and_full_training_keep_the_vision_side_frozen(arch: str, arch_dirs, demo_data, tmp_path):
+    from transformers import AutoModelForImageTextToText, TrainerCallback
+
+    from thinksafe.train.config import TrainConfig
+    from thinksafe.train.sft import train
+
+    trained: list[str] = []
+
+    class Trainable(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ARG002 - HF signature
+            trained.extend(n for n, p in model.named_parameters() if p.requires_grad)
+
+    folder = arch_dirs[arch]
+    base = dict(data=str(demo_data), model=f"hf/{folder}", batch_size=2, grad_accum=1, logging_steps=1,
+                save_steps=None, max_length=256, warmup_ratio=0.0)
+    lora = train(TrainConfig(out=str(tmp_path / "lora"), max_steps=2, lr=1e-2, **base), echo=None,
+                 callbacks=[Trainable()])
+    assert lora["steps"] == 2 and (tmp_path / "lora" / "adapter_model.safetensors").is_file()
+    assert lora["first_loss"] > 0
+    # LoRA layers sit in the language model only ("base_model.model." + the model's own names).
+    lora_names = [n.removeprefix("base_model.model.") for n in trained]
+    assert lora_names and all(_expected_part(arch, n) == "language" for n in lora_names)
+    assert any(".q_proj.lora_A" in n for n in lora_names)
+
+    full = train(TrainConfig(out=str(tmp_path / "full"), method="full", max_steps=1, lr=1e-3, **base), echo=None)
+    assert full["steps"] == 1
+    before = AutoModelForImageTextToText.from_pretrained(folder).state_dict()
+    after = AutoModelForImageTextToText.from_pretrained(tmp_path / "full").state_dict()
+    frozen = [k for k in before if _expected_part(arch, k) != "language"]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])

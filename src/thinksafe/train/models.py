@@ -18,7 +18,10 @@ from .config import TrainConfig, TrainConfigError
 TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "mllama": "mllama", "llava": "llava"}
 # Module-name parts that mark the vision encoder and the vision->text projector.
 VISION_PARTS = ("vision_tower", "vision_model", "visual", "vision_encoder", "image_encoder")
-PROJECTOR_PARTS = ("multi_modal_projector", "mm_projector", "merger")
+# Qwen3-VL's ``deepstack_merger_list`` feeds intermediate vision features to
+# the text model; like LLaMA-Factory, it counts as vision tower (it is not the
+# ``merger``). LLaVA-OneVision's ``image_newline`` is learned with the projector.
+PROJECTOR_PARTS = ("multi_modal_projector", "mm_projector", "merger", "image_newline")
 
 
 def model_type(path: str, trust_remote_code: bool = False) -> str:
