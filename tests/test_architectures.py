@@ -40,13 +40,6 @@ PROCESSORS = {"llava": "LlavaProcessor", "qwen2_vl": "Qwen2VLProcessor", "qwen2_
 OPENS_THINK = {"qwen3_vl"}
 
 
-@pytest.fixture(scope="session")
-def arch_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Every tiny architecture, built once per session (about 0.3 s each)."""
-    root = tmp_path_factory.mktemp("arches")
-    return {name: build_tiny_model(root / name, arch_name=name) for name in ARCH_NAMES}
-
-
 @pytest.fixture(scope="module")
 def images(figstep_dir: Path, tmp_path_factory) -> list[str]:
     """A real FigStep image (760x760) and two small ones of other shapes, one greyscale."""
@@ -285,3 +278,30 @@ def test_lora_and_full_training_keep_the_vision_side_frozen(arch: str, arch_dirs
     frozen = [k for k in before if _expected_part(arch, k) != "language"]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+
+
+# The LLaMA-Factory 0.9.5 template for each tiny model's chat format; None: no template
+# fits (LLaMA-Factory's ChatML templates with <image> use the LLaVA-NeXT image plugin,
+# its `llava` template is Vicuna; it has none for LLaVA-OneVision).
+LF_TEMPLATE = {"llava": None, "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl",
+               "mllama": "mllama", "llava_onevision": None, "glm4v": "glm4v"}
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_llamafactory_export_names_the_template_of_the_chat_format(arch: str, arch_dirs, demo_data, tmp_path):
+    import yaml
+
+    from thinksafe.train.config import TrainConfig, TrainConfigError
+    from thinksafe.train.llamafactory import export_llamafactory
+
+    cfg = TrainConfig(data=str(demo_data), model=f"hf/{arch_dirs[arch]}", out=str(tmp_path))
+    if LF_TEMPLATE[arch] is None:
+        with pytest.raises(TrainConfigError, match="no LLaMA-Factory 0.9.5 template fits .* ChatML with image marker "
+                                                   "<image>") as err:
+            export_llamafactory(cfg)
+        assert "llava_next_qwen (for llava_next)" in str(err.value)
+        assert not (tmp_path / "llamafactory").exists()
+        return
+    text = export_llamafactory(cfg)["config"].read_text()
+    assert yaml.safe_load(text)["template"] == LF_TEMPLATE[arch]
+    assert f"# template: {LF_TEMPLATE[arch]}: from the model's chat template" in text

@@ -2,7 +2,7 @@
 
 Families named in the recipes: Qwen2-VL / Qwen2.5-VL (R1-Onevision), Mllama
 (LLaVA-CoT), LLaVA. Anything else ``AutoModelForImageTextToText`` can load
-works the same way; only the LLaMA-Factory template must then be given.
+works the same way (the LLaMA-Factory export picks its template from the chat template).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 
 from .config import TrainConfig, TrainConfigError
 
-# model_type -> LLaMA-Factory template.
-TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "mllama": "mllama", "llava": "llava"}
 # Module-name parts that mark the vision encoder and the vision->text projector.
 VISION_PARTS = ("vision_tower", "vision_model", "visual", "vision_encoder", "image_encoder")
 # Qwen3-VL's ``deepstack_merger_list`` feeds intermediate vision features to
