@@ -170,6 +170,21 @@ def test_no_think_and_think_budget(arch: str, arch_dirs, images):
     assert budget.completion_tokens == 4 + len(rest)  # forced text is not counted, an EOS is
 
 
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_think_budget_in_a_padded_batch_equals_each_alone(arch: str, arch_dirs, images):
+    """The continuation re-pads rows of different lengths (and Mllama's per-token image mask)."""
+    requests = _requests(images)
+    settings = GenerationSettings(max_tokens=9, extra={"think_budget": 3})
+    batched_backend = HFBackend(str(arch_dirs[arch]), batch_size=4, device="cpu")
+    batched = _together(batched_backend, requests, settings)
+    assert batched_backend.generate_calls == 2
+    alone_backend = HFBackend(str(arch_dirs[arch]), batch_size=1, device="cpu")
+    alone = [_together(alone_backend, [m], settings)[0] for m in requests]
+    assert [c.content for c in batched] == [c.content for c in alone]
+    assert [c.completion_tokens for c in batched] == [c.completion_tokens for c in alone]
+    assert all(FORCED_CLOSE in c.content for c in batched)
+
 # Where each architecture keeps its vision tower and projector (module-name
 # prefixes; LLaMA-Factory 0.9.5's model_utils/visual.py names the same modules,
 # except that it leaves GLM-4.1V's post-conv norms and downsampling trainable).
