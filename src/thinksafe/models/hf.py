@@ -531,6 +531,9 @@ def _load_image(part: dict[str, Any]):
         raise BackendError(f"image part without a 'path': {sorted(part)}")
     try:
         with Image.open(path) as img:
+            if img.mode == "RGB":  # no copy: the decoded pixels are used as they are
+                img.load()
+                return img
             return img.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
         raise BackendError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
