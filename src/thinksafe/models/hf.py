@@ -253,7 +253,10 @@ class HFBackend(Backend):
                 if self._pending or (self._queue is not None and not self._queue.empty()):
                     # Images of the next batch are decoded and preprocessed now, not after this one.
                     ahead = self._prepare_ahead(await self._next_batch())
-                await generating
+                try:
+                    await generating
+                except Exception as exc:  # noqa: BLE001 - keep the worker alive for later requests
+                    _fail([item.request for item in batch], BackendError(f"{self.spec}: {type(exc).__name__}: {exc}"))
                 self._running = [r for r in self._running if not r.future.done()]
         finally:
             if ahead is not None:
