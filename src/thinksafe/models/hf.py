@@ -4,7 +4,11 @@ Requests from concurrent ``complete()`` calls go into a queue. One background
 task takes up to ``batch_size`` of them that share the same settings, renders
 each with the model's own chat template, left-pads them into one batch and runs
 ``model.generate`` in a thread, so the event loop stays free while the model
-works.
+works. While one batch generates, the next one is already prepared in another
+thread (images decoded and preprocessed, prompts tokenized), and a conversation
+shared by many requests is rendered through the chat template once. Processors
+that need torchvision only for videos load without it (see
+:mod:`.processors`).
 
 What ``Completion.content`` holds: everything the assistant turn contains after
 the template's generation prompt, i.e. the generated text *plus any text this
