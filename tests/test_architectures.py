@@ -185,6 +185,20 @@ def test_think_budget_in_a_padded_batch_equals_each_alone(arch: str, arch_dirs, 
     assert [c.completion_tokens for c in batched] == [c.completion_tokens for c in alone]
     assert all(FORCED_CLOSE in c.content for c in batched)
 
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_thinksafe_eval_runs_figstep_on_every_architecture(arch: str, arch_dirs, figstep_dir, tmp_path):
+    from helpers import cli, read_metrics, read_samples
+
+    cli("eval", "--benchmark", "figstep", "--subset", "tiny", "--data", figstep_dir, "--model",
+        f"hf/{arch_dirs[arch]}", "--batch-size", "4", "--limit", "8", "--max-tokens", "6", "--think-budget", "3",
+        "--device", "cpu", "--out", tmp_path / "run", "--quiet")
+    samples = read_samples(tmp_path / "run")
+    assert len(samples) == 8 and all(s["error"] is None and s["raw"] for s in samples.values())
+    # Each output was cut after 3 tokens of thinking and closed (the tiny models never close it themselves).
+    assert all(s["raw"].count("</think>") == 1 and s["truncated_in_reasoning"] is False for s in samples.values())
+    assert read_metrics(tmp_path / "run")["n"] == 8
+
 # Where each architecture keeps its vision tower and projector (module-name
 # prefixes; LLaMA-Factory 0.9.5's model_utils/visual.py names the same modules,
 # except that it leaves GLM-4.1V's post-conv norms and downsampling trainable).
