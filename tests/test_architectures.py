@@ -24,12 +24,12 @@ from PIL import Image  # noqa: E402
 
 from thinksafe.models.base import GenerationSettings, text_messages  # noqa: E402
 from thinksafe.models.hf import FORCED_CLOSE, NO_THINK_PREFILL, HFBackend, _append_left_padded  # noqa: E402
-from thinksafe.models.tiny import ARCHES, build_tiny_model  # noqa: E402
+from thinksafe.models.tiny import ARCHES  # noqa: E402
 from thinksafe.reasoning import parse_completion  # noqa: E402
 
 ARCH_NAMES = list(ARCHES)
-# Text every architecture's template puts around a one-image user turn, and what
-# ends an assistant turn (what the label mask must include so the model learns to stop).
+# What ends an assistant turn in each template (the label mask must keep it, so the
+# model learns to stop); GLM-4.1V's turn is closed by the EOS the collator appends.
 TURN_END = {"llava": "<|im_end|>\n", "qwen2_vl": "<|im_end|>\n", "qwen2_5_vl": "<|im_end|>\n",
             "qwen3_vl": "<|im_end|>\n", "mllama": "<|eot_id|>", "llava_onevision": "<|im_end|>\n",
             "glm4v": "<|endoftext|>"}
