@@ -53,3 +53,12 @@ def browser():
     b = Browser(executable)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def arch_dirs(tmp_path_factory) -> dict[str, Path]:
+    """A tiny random model of every architecture (``thinksafe tiny-model --arch``), built once per session."""
+    from thinksafe.models.tiny import ARCHES, build_tiny_model
+
+    root = tmp_path_factory.mktemp("arches")
+    return {name: build_tiny_model(root / name, arch_name=name) for name in ARCHES}

@@ -123,3 +123,39 @@ def test_build_takes_seconds(tmp_path):
     start = time.perf_counter()
     build_tiny_model(tmp_path / "m", seed=1)
     assert time.perf_counter() - start < 10.0
+
+
+def test_cli_builds_the_named_architecture_and_rejects_unknown_ones(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from thinksafe.cli.app import app
+
+    result = CliRunner().invoke(app, ["tiny-model", "--arch", "qwen2_5_vl", "--out", str(tmp_path / "q")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "q" / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    processor_config = json.loads((tmp_path / "q" / "processor_config.json").read_text())
+    assert processor_config["processor_class"] == "Qwen2_5_VLProcessor"
+    assert processor_config["video_processor"]["video_processor_type"] == "Qwen2VLVideoProcessor"
+    assert "`Qwen2_5_VLForConditionalGeneration`" in (tmp_path / "q" / "README.md").read_text()
+    bad = CliRunner().invoke(app, ["tiny-model", "--arch", "qwen9", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "unknown architecture 'qwen9'" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_processor_without_video_where_torchvision_is_missing(arch_dirs, caplog):
+    from thinksafe.models.processors import load_processor, torchvision_available
+
+    if torchvision_available():
+        pytest.skip("torchvision is installed: AutoProcessor builds the full processor")
+    with pytest.raises(Exception, match="(?i)torchvision|video"):
+        AutoProcessor.from_pretrained(arch_dirs["qwen2_vl"])
+    processor = load_processor(str(arch_dirs["qwen2_vl"]))
+    assert type(processor).__name__ == "Qwen2VLProcessor" and not hasattr(processor, "video_processor")
+    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    assert "loaded without its video processor" in caplog.text
+    text = "<|vision_start|><|image_pad|><|vision_end|>Hi"
+    enc = processor(text=[text], images=[Image.new("RGB", (760, 760))], return_tensors="pt")
+    assert int((enc["input_ids"] == processor.image_token_id).sum()) == 16  # 112 px -> 8x8 patches -> 4x4 merged
+    assert (enc["mm_token_type_ids"] == (enc["input_ids"] == processor.image_token_id)).all()

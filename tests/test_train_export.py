@@ -81,11 +81,28 @@ def test_qlora_launch_refuses_sharded_launchers(tmp_path: Path):
     assert accelerate_command(cfg, "ddp", 2)[0][:2] == ["accelerate", "launch"]
 
 
+# Vicuna-format LLaVA (LLaVA-1.5's chat format), written for these tests.
+VICUNA_LLAVA = ("{{- 'A chat between a curious user and an artificial intelligence assistant. ' -}}"
+                "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{{- 'USER: ' -}}"
+                "{%- for part in message['content'] -%}{%- if part['type'] == 'image' -%}{{- '<image>\\n' -}}"
+                "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}{%- endfor -%}{{- ' ' -}}"
+                "{%- elif message['role'] == 'assistant' -%}{{- 'ASSISTANT: ' + message['content'] + '</s>' -}}"
+                "{%- endif -%}{%- endfor -%}{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}")
+
+
 @pytest.mark.parametrize(("model_type", "expected"), [("qwen2_5_vl", "qwen2_vl"), ("qwen2_vl", "qwen2_vl"),
-                                                      ("mllama", "mllama"), ("llava", "llava")])
-def test_template_follows_the_model_family(tmp_path: Path, model_type: str, expected: str):
+                                                      ("mllama", "mllama"), ("glm4v", "glm4v")])
+def test_template_from_the_family_when_no_chat_template_is_readable(tmp_path: Path, model_type: str, expected: str):
     model = fake_model(tmp_path / model_type, model_type)
     assert template(TrainConfig(data="d", model=f"hf/{model}", out="o")) == expected
+
+
+def test_llava_template_follows_its_chat_format(tmp_path: Path):
+    model = fake_model(tmp_path / "llava", "llava")
+    with pytest.raises(TrainConfigError, match="cannot read the chat template"):
+        template(TrainConfig(data="d", model=f"hf/{model}", out="o"))
+    (model / "chat_template.jinja").write_text(VICUNA_LLAVA)
+    assert template(TrainConfig(data="d", model=f"hf/{model}", out="o")) == "llava"
 
 
 def test_template_from_hub_names_and_errors():
@@ -114,7 +131,8 @@ def test_llamafactory_export_is_structurally_valid(tis, tmp_path: Path):
                 "lora_rank": 8, "lora_alpha": 16, "lora_target": "all", "freeze_vision_tower": True,
                 "freeze_multi_modal_projector": True, "dataset": "thinksafe_sft", "template": "qwen2_vl",
                 "cutoff_len": 8192, "learning_rate": 1e-4, "num_train_epochs": 1.5, "lr_scheduler_type": "cosine",
-                "bf16": True, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8}
+                "bf16": False, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+                "save_steps": 500, "save_total_limit": 2}
     assert {k: cfg.get(k) for k in expected} == expected
     info = json.loads((folder / "dataset_info.json").read_text())["thinksafe_sft"]
     assert info["formatting"] == "sharegpt"
@@ -144,6 +162,7 @@ def test_llamafactory_full_and_qlora_keys(tis, tmp_path: Path):
 def test_export_and_launch_never_import_torch(tis, tmp_path: Path):
     data, root = tis
     model = fake_model(tmp_path / "llava", "llava")
+    (model / "chat_template.jinja").write_text(VICUNA_LLAVA)
     code = ("import sys\nfrom thinksafe.cli.app import app\n"
             "for extra in (['--export', 'llamafactory'], ['--launch', 'accelerate']):\n"
             "    try:\n"
@@ -191,3 +210,69 @@ def test_llamafactory_export_needs_a_max_length(tis, tmp_path: Path):
     result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}",
                                  "--out", str(tmp_path / "run"), "--export", "llamafactory", "--max-length", "0"])
     assert result.exit_code == 2 and "LLaMA-Factory always cuts rows at cutoff_len" in result.output
+
+
+def _fake_nvidia_smi(folder: Path, capability: str) -> None:
+    """An ``nvidia-smi`` that reports one GPU of the given compute capability."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / "nvidia-smi"
+    exe.write_text(f"#!/bin/sh\necho {capability}\n")
+    exe.chmod(0o755)
+
+
+@pytest.mark.parametrize(("gpu", "flag", "bf16", "why"), [
+    (None, None, False, "no CUDA GPU on the exporting machine"),
+    ("8.0", None, True, "supports bf16 (compute capability 8.0)"),
+    ("7.0", None, False, "compute capability 7.0 < 8.0"),
+    (None, "--bf16", True, "--bf16 was given"),
+    ("9.0", "--no-bf16", False, "--no-bf16 was given"),
+])
+def test_llamafactory_bf16_follows_the_trainers_rule(tis, tmp_path, monkeypatch, gpu, flag, bf16, why):
+    data, root = tis
+    model = fake_model(tmp_path / "qwen", "qwen2_5_vl")
+    bin_dir = tmp_path / "bin"
+    if gpu:
+        _fake_nvidia_smi(bin_dir, gpu)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    args = ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}", "--out",
+            str(tmp_path / "o"), "--export", "llamafactory", *([flag] if flag else [])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "o" / "llamafactory" / "thinksafe_sft.yaml").read_text()
+    assert yaml.safe_load(text)["bf16"] is bf16
+    comment = next(line for line in text.splitlines() if line.startswith("# bf16:"))
+    assert comment.startswith(f"# bf16: {str(bf16).lower()}: ") and why in comment
+
+
+def test_llamafactory_modules_to_save_and_no_checkpoints(tis, tmp_path):
+    data, root = tis
+    model = fake_model(tmp_path / "qwen", "qwen2_vl")
+    base = ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}", "--export",
+            "llamafactory"]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--modules-to-save", "lm_head,embed_tokens",
+                                 "--save-steps", "0"])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((tmp_path / "a" / "llamafactory" / "thinksafe_sft.yaml").read_text())
+    assert cfg["additional_target"] == "lm_head,embed_tokens"
+    assert cfg["save_strategy"] == "no" and "save_steps" not in cfg
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--save-steps", "200", "--method", "full",
+                                 "--modules-to-save", "lm_head"])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((tmp_path / "b" / "llamafactory" / "thinksafe_sft.yaml").read_text())
+    assert (cfg["save_steps"], cfg["save_total_limit"]) == (200, 2) and "save_strategy" not in cfg
+    assert "additional_target" not in cfg  # full fine-tuning trains everything anyway
+
+
+def test_chatml_llava_is_refused_not_trained_in_vicuna_format(tis, tmp_path):
+    data, root = tis
+    model = fake_model(tmp_path / "llava", "llava")
+    from thinksafe.models.tiny.templates import CHATML_LLAVA
+
+    (model / "chat_template.jinja").write_text(CHATML_LLAVA)
+    result = runner.invoke(app, ["train", "--data", str(data), "--image-root", str(root), "--model", f"hf/{model}",
+                                 "--out", str(tmp_path / "o"), "--export", "llamafactory"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "no LLaMA-Factory 0.9.5 template fits" in message and "ChatML with image marker <image>" in message
+    assert "model_type is llava" in message and "--template NAME" in message
+    assert not (tmp_path / "o" / "llamafactory").exists()

@@ -148,12 +148,16 @@ def eval_cmd(
 
 @app.command("tiny-model")
 def tiny_model_cmd(out: Annotated[Path, typer.Option(help="Folder for the model.")],
+                   arch: Annotated[str, typer.Option(
+                       help="llava | qwen2_vl | qwen2_5_vl | qwen3_vl | mllama | llava_onevision | glm4v.")] = "llava",
                    seed: Annotated[int, typer.Option()] = 0) -> None:
-    """Build the tiny random test VLM offline. Its outputs are meaningless."""
-    from ..models.tiny import build_tiny_model
+    """Build a tiny random test VLM of a real architecture, offline. Its outputs are meaningless."""
+    from ..models.tiny import ARCHES, build_tiny_model
 
-    path = build_tiny_model(out, seed=seed)
-    _console().print(f"tiny model written to {path} (random weights: a test stand-in, its outputs mean nothing)")
+    if arch not in ARCHES:
+        raise typer.BadParameter(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHES)}", param_hint="--arch")
+    path = build_tiny_model(out, seed=seed, arch_name=arch)
+    _console().print(f"tiny {arch} model written to {path} (random weights: a test stand-in, its outputs mean nothing)")
 
 
 def _register_modules() -> None:

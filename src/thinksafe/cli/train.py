@@ -45,7 +45,7 @@ def train_cmd(
     save_steps: Annotated[Optional[int], Opt(help="Checkpoint every N steps (default 500, 0 = none).")] = None,
     resume: Annotated[Optional[str], Opt(help="'latest' (newest checkpoint in --out) or a checkpoint folder.")] = None,
     trust_remote_code: Annotated[Optional[bool], Opt("--trust-remote-code", help="Allow hub model code.")] = None,
-    template: Annotated[Optional[str], Opt(help="LLaMA-Factory template (default: from the model family).")] = None,
+    template: Annotated[Optional[str], Opt(help="LLaMA-Factory template (default: the one fitting the model's chat template).")] = None,
     family: Annotated[Optional[str], Opt(help="Model family if unreadable (qwen2_vl, mllama...).")] = None,
     launch: Annotated[Optional[str], Opt(help="'accelerate': print the multi-GPU command.")] = None,
     launcher_config: Annotated[str, Opt(help="zero2 | zero3 | fsdp | ddp | PATH to an accelerate YAML.")] = "zero2",

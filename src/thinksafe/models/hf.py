@@ -4,7 +4,11 @@ Requests from concurrent ``complete()`` calls go into a queue. One background
 task takes up to ``batch_size`` of them that share the same settings, renders
 each with the model's own chat template, left-pads them into one batch and runs
 ``model.generate`` in a thread, so the event loop stays free while the model
-works.
+works. While one batch generates, the next one is already prepared in another
+thread (images decoded and preprocessed, prompts tokenized), and a conversation
+shared by many requests is rendered through the chat template once. Processors
+that need torchvision only for videos load without it (see
+:mod:`.processors`).
 
 What ``Completion.content`` holds: everything the assistant turn contains after
 the template's generation prompt, i.e. the generated text *plus any text this
@@ -138,6 +142,7 @@ class HFBackend(Backend):
         self._worker: asyncio.Task | None = None
         self._drop_ids: set[int] = set()
         self._suppress_ids: list[int] = []
+        self._rendered: dict[str, str] = {}
 
     # ----------------------------------------------------------------- Backend API
 
@@ -192,7 +197,9 @@ class HFBackend(Backend):
 
     def _load(self) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+        from .processors import load_processor
 
         dtype = "auto" if self.dtype in (None, "auto") else getattr(torch, self.dtype)
         kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": self.trust_remote_code}
@@ -201,7 +208,7 @@ class HFBackend(Backend):
             kwargs["device_map"] = "auto"
         try:
             model = AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-            processor = AutoProcessor.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+            processor = load_processor(self.path, self.trust_remote_code)
             tokenizer = processor.tokenizer
         except ValueError:
             # Not an image-text-to-text architecture: a text-only causal LM.
@@ -239,13 +246,55 @@ class HFBackend(Backend):
         return items
 
     async def _work(self) -> None:
-        while True:
-            batch = self._running = await self._next_batch()
+        """Generate batch after batch; the next batch is prepared while the model generates."""
+        ahead: asyncio.Task | None = None
+        try:
+            while True:
+                if ahead is None:
+                    ahead = self._prepare_ahead(await self._next_batch())
+                batch, encoded = await ahead
+                ahead = None
+                generating = asyncio.ensure_future(self._generate_isolating_errors(batch, encoded))
+                if self._pending or (self._queue is not None and not self._queue.empty()):
+                    # Images of the next batch are decoded and preprocessed now, not after this one.
+                    ahead = self._prepare_ahead(await self._next_batch())
+                try:
+                    await generating
+                except Exception as exc:  # noqa: BLE001 - keep the worker alive for later requests
+                    _fail([item.request for item in batch], BackendError(f"{self.spec}: {type(exc).__name__}: {exc}"))
+                self._running = [r for r in self._running if not r.future.done()]
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    def _prepare_ahead(self, requests: list[_Request]) -> asyncio.Task:
+        """Start preparing a batch; the task returns ``(prepared items, encoding or None)``."""
+        # Callers of every batch in the works are failed by aclose() instead of waiting forever.
+        self._running = [r for r in self._running if not r.future.done()] + list(requests)
+        return asyncio.ensure_future(self._prepare_batch(requests))
+
+    async def _prepare_batch(self, requests: list[_Request]) -> tuple[list[_Prepared], Any]:
+        """Load the model, render each request (a bad one fails alone) and encode the batch once."""
+        ready: list[_Prepared] = []
+        if not requests:
+            return ready, None
+        try:
+            await asyncio.to_thread(self.load)
+        except Exception as exc:  # noqa: BLE001 - keep the worker alive for later requests
+            _fail(requests, BackendError(f"{self.spec}: {type(exc).__name__}: {exc}"))
+            return ready, None
+        for req in requests:
             try:
-                await self._run_batch(batch)
-            except Exception as exc:  # noqa: BLE001 - keep the worker alive for later requests
-                _fail(batch, BackendError(f"{self.spec}: {type(exc).__name__}: {exc}"))
-            self._running = []
+                ready.append(await asyncio.to_thread(self._prepare, req))
+            except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
+                _fail([req], _as_backend_error(exc, "could not prepare request"))
+        if not ready:
+            return ready, None
+        try:
+            encoded = await asyncio.to_thread(self._encode, ready, [[] for _ in ready])
+        except Exception:  # noqa: BLE001 - the rows are encoded one by one again and fail alone
+            encoded = None
+        return ready, encoded
 
     async def _next_batch(self) -> list[_Request]:
         """Up to ``batch_size`` pending requests with the same settings, oldest first."""
@@ -263,23 +312,12 @@ class HFBackend(Backend):
         self._pending = [r for r in self._pending if id(r) not in chosen]
         return [r for r in batch if not r.future.done()]  # skip cancelled callers
 
-    async def _run_batch(self, batch: list[_Request]) -> None:
-        if not batch:
-            return
-        await asyncio.to_thread(self.load)
-        ready: list[_Prepared] = []
-        for req in batch:
-            try:
-                ready.append(await asyncio.to_thread(self._prepare, req))
-            except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
-                _fail([req], _as_backend_error(exc, "could not prepare request"))
-        if ready:
-            await self._generate_isolating_errors(ready)
-
-    async def _generate_isolating_errors(self, ready: list[_Prepared]) -> None:
+    async def _generate_isolating_errors(self, ready: list[_Prepared], encoded: Any = None) -> None:
         """Run the batch; if it fails, rerun one by one to fail only the culprits."""
+        if not ready:
+            return
         try:
-            completions = await asyncio.to_thread(self._generate, ready)
+            completions = await asyncio.to_thread(self._generate, ready, encoded)
         except Exception as exc:  # noqa: BLE001
             if len(ready) == 1:
                 _fail([ready[0].request], _as_backend_error(exc, "generation failed"))
@@ -296,14 +334,31 @@ class HFBackend(Backend):
     def _prepare(self, req: _Request) -> _Prepared:
         """Render the chat template, load images and apply the no-think prefill."""
         messages, images = self._template_messages(req.messages)
-        owner = self.processor if self.processor is not None else self.tokenizer
         template_kwargs = dict(req.settings.extra.get("chat_template_kwargs") or {})
-        prompt = owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **template_kwargs)
+        prompt = self._render(messages, template_kwargs)
         prefilled_think = bool(_ENDS_IN_THINK.search(prompt))
         prefill = ""
         if req.settings.extra.get("no_think"):
             prefill = "</think>\n\n" if prefilled_think else NO_THINK_PREFILL
         return _Prepared(req, prompt + prefill, prefill, images, prefilled_think)
+
+    def _render(self, messages: list[Message], template_kwargs: dict[str, Any]) -> str:
+        """The chat template's output, rendered once per distinct conversation.
+
+        Benchmarks send the same text with thousands of images (FigStep's one
+        instruction); image parts are bare ``{"type": "image"}`` here, so those
+        conversations share one rendering.
+        """
+        key = json.dumps([messages, template_kwargs], sort_keys=True, default=str)
+        prompt = self._rendered.get(key)
+        if prompt is None:
+            owner = self.processor if self.processor is not None else self.tokenizer
+            prompt = owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                               **template_kwargs)
+            if len(self._rendered) >= 4096:
+                self._rendered.clear()
+            self._rendered[key] = prompt
+        return prompt
 
     def _template_messages(self, messages: list[Message]) -> tuple[list[Message], list[Any]]:
         """Messages in the form chat templates expect, plus the loaded images."""
@@ -327,13 +382,13 @@ class HFBackend(Backend):
 
     # -------------------------------------------------------------- generation
 
-    def _generate(self, batch: list[_Prepared]) -> list[Completion]:
-        """Generate for a prepared batch (runs in a worker thread)."""
+    def _generate(self, batch: list[_Prepared], encoded: Any = None) -> list[Completion]:
+        """Generate for a prepared batch (runs in a worker thread); ``encoded``: its ``_encode`` output."""
         start = time.perf_counter()
         settings = batch[0].request.settings
         budget = settings.extra.get("think_budget")
         first = min(int(budget), settings.max_tokens) if budget is not None else settings.max_tokens
-        rows = self._generate_rows(batch, [[] for _ in batch], first, settings)
+        rows = self._generate_rows(batch, [[] for _ in batch], first, settings, encoded)
         if budget is not None and settings.max_tokens > first:
             self._continue_past_budget(batch, rows, settings.max_tokens - first, settings)
         latency = time.perf_counter() - start
@@ -356,11 +411,12 @@ class HFBackend(Backend):
             rows[i].finished = extra.finished
 
     def _generate_rows(self, batch: list[_Prepared], suffixes: list[list[int]], max_new: int,
-                       settings: GenerationSettings) -> list[_Row]:
+                       settings: GenerationSettings, encoded: Any = None) -> list[_Row]:
         """One ``model.generate`` call; each row's prompt is followed by its suffix ids."""
         import torch
 
-        inputs, prompt_lengths = self._encode(batch, suffixes)
+        inputs, prompt_lengths = encoded or self._encode(batch, suffixes)
+        inputs = self._to_device(inputs)
         kwargs = self._generate_kwargs(settings, max_new)
         if kwargs["do_sample"] and settings.seed is not None:
             torch.manual_seed(settings.seed)
@@ -390,7 +446,7 @@ class HFBackend(Backend):
         return kwargs
 
     def _encode(self, batch: list[_Prepared], suffixes: list[list[int]]) -> tuple[dict[str, Any], list[int]]:
-        """Tokenize prompts (with images), append suffix ids, left-pad, move to device."""
+        """Tokenize prompts (with images), append suffix ids, left-pad (on the CPU)."""
         prompts = [item.prompt for item in batch]
         if self.processor is not None:
             images = [item.images for item in batch] if any(item.images for item in batch) else None
@@ -402,7 +458,7 @@ class HFBackend(Backend):
         prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         if any(suffixes):
             enc = _append_left_padded(enc, suffixes, self.tokenizer.pad_token_id)
-        return self._to_device(enc), prompt_lengths
+        return enc, prompt_lengths
 
     def _to_device(self, enc: dict[str, Any]) -> dict[str, Any]:
         import torch
@@ -483,6 +539,9 @@ def _load_image(part: dict[str, Any]):
         raise BackendError(f"image part without a 'path': {sorted(part)}")
     try:
         with Image.open(path) as img:
+            if img.mode == "RGB":  # no copy: the decoded pixels are used as they are
+                img.load()
+                return img
             return img.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
         raise BackendError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
@@ -496,24 +555,33 @@ def _text_only(parts: list[dict[str, Any]]) -> str:
 def _append_left_padded(enc: dict[str, Any], suffixes: list[list[int]], pad_id: int) -> dict[str, Any]:
     """Append token ids after each row's prompt and left-pad the rows again.
 
-    Every tensor shaped like ``input_ids`` (attention mask, token type ids...)
-    is extended too: 1 for the attention mask, 0 for the others.
+    Every tensor laid out (batch, sequence, ...) like ``input_ids`` is extended
+    too: masks (``attention_mask``, Mllama's ``cross_attention_mask``) repeat
+    their value at the row's last token, as ``generate`` does for new tokens;
+    others (token type ids) get 0.
     """
     import torch
 
     ids, mask = enc["input_ids"], enc["attention_mask"]
+    keys = [k for k, v in enc.items() if isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape]
     rows = []
     for r, suffix in enumerate(suffixes):
         keep = mask[r].bool()
         row = {}
-        for key, value in enc.items():
-            if isinstance(value, torch.Tensor) and value.shape == ids.shape:
-                fill = suffix if key == "input_ids" else [1 if key == "attention_mask" else 0] * len(suffix)
-                row[key] = value[r][keep].tolist() + list(fill)
+        for key in keys:
+            kept = enc[key][r][keep]
+            if key == "input_ids":
+                fill = torch.tensor(suffix, dtype=kept.dtype)
+            elif "attention_mask" in key:
+                fill = kept[-1:].expand(len(suffix), *kept.shape[1:])
+            else:
+                fill = torch.zeros((len(suffix), *kept.shape[1:]), dtype=kept.dtype)
+            row[key] = torch.cat([kept, fill])
         rows.append(row)
     width = max(len(row["input_ids"]) for row in rows)
     out = dict(enc)
-    for key in rows[0]:
+    for key in keys:
         pad = pad_id if key == "input_ids" else 0
-        out[key] = torch.tensor([[pad] * (width - len(row[key])) + row[key] for row in rows], dtype=ids.dtype)
+        out[key] = torch.stack([torch.cat([torch.full((width - len(row[key]), *row[key].shape[1:]), pad,
+                                                      dtype=row[key].dtype), row[key]]) for row in rows])
     return out

@@ -65,6 +65,12 @@ def render(processor: Any, prompt: list[dict], completion: list[dict]) -> tuple[
     full_text = processor.apply_chat_template(prompt + completion, tokenize=False)
     if not full_text.startswith(prompt_text):
         raise ValueError("the chat template does not render the prompt as a prefix of the full conversation")
+    eos = processor.tokenizer.eos_token
+    if eos and eos not in full_text[len(prompt_text):]:
+        # Templates that end an assistant turn with the next role tag (GLM-4.1V)
+        # leave the answer open; the EOS teaches the model to stop, as
+        # LLaMA-Factory's efficient_eos does.
+        full_text += eos
     return prompt_text, full_text
 
 

@@ -71,9 +71,9 @@ class TrainConfig:
     """Decoded images kept in memory (worth it for small sets trained for many epochs)."""
     trust_remote_code: bool = False
     template: str | None = None
-    """LLaMA-Factory template for ``--export llamafactory`` (default: from the model family)."""
+    """LLaMA-Factory template for ``--export llamafactory`` (default: the one fitting the model's chat template)."""
     family: str | None = None
-    """Model family (``qwen2_vl``, ``qwen2_5_vl``, ``mllama``, ``llava``); default: read from config.json."""
+    """Model type (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``, ``mllama``, ``llava``, ``glm4v``...); default: config.json."""
 
     @property
     def model_path(self) -> str:

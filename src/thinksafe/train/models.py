@@ -2,7 +2,7 @@
 
 Families named in the recipes: Qwen2-VL / Qwen2.5-VL (R1-Onevision), Mllama
 (LLaVA-CoT), LLaVA. Anything else ``AutoModelForImageTextToText`` can load
-works the same way; only the LLaMA-Factory template must then be given.
+works the same way (the LLaMA-Factory export picks its template from the chat template).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 from .config import TrainConfig, TrainConfigError
 
-# model_type -> LLaMA-Factory template.
-TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "mllama": "mllama", "llava": "llava"}
 # Module-name parts that mark the vision encoder and the vision->text projector.
 VISION_PARTS = ("vision_tower", "vision_model", "visual", "vision_encoder", "image_encoder")
-PROJECTOR_PARTS = ("multi_modal_projector", "mm_projector", "merger")
+# Qwen3-VL's ``deepstack_merger_list`` feeds intermediate vision features to
+# the text model; like LLaMA-Factory, it counts as vision tower (it is not the
+# ``merger``). LLaVA-OneVision's ``image_newline`` is learned with the projector.
+PROJECTOR_PARTS = ("multi_modal_projector", "mm_projector", "merger", "image_newline")
 
 
 def model_type(path: str, trust_remote_code: bool = False) -> str:
@@ -77,7 +78,9 @@ def check_device(cfg: TrainConfig) -> None:
 def load_model(cfg: TrainConfig, bf16: bool):
     """Model and processor, quantized to 4 bits for QLoRA."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
+
+    from ..models.processors import load_processor
 
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32,
                               "trust_remote_code": cfg.trust_remote_code}
@@ -92,7 +95,7 @@ def load_model(cfg: TrainConfig, bf16: bool):
         # Each process of a multi-GPU launch keeps its whole quantized copy on its own GPU.
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     model = AutoModelForImageTextToText.from_pretrained(cfg.model_path, **kwargs)
-    processor = AutoProcessor.from_pretrained(cfg.model_path, trust_remote_code=cfg.trust_remote_code)
+    processor = load_processor(cfg.model_path, cfg.trust_remote_code)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return model, processor
