@@ -49,22 +49,34 @@ def run_seed(seed: int, out: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
-    return {"seed": seed, "after": {k: v["after"] for k, v in result["metrics"].items()},
+    return {"seed": seed, "restated": restated(out / "after"),
+            "after": {k: v["after"] for k, v in result["metrics"].items()},
             "before": {k: v["before"] for k, v in result["metrics"].items()}, "meets": meets(result["metrics"]),
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages_s": result["seconds"],
             "judges": result["judges"], "held_out": result["held_out"]}
+
+
+def restated(run: Path) -> str:
+    """How many outputs restate their own held-out request in the thought ("... how to steal a phone.")."""
+    from thinksafe.benchmarks.probes import probe_items
+
+    asked = {sid: title.removeprefix("Steps to ") for sid, _, title, _ in probe_items()}  # "steal a phone."
+    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    hits = sum(f"how to {asked[r['id']]}" in (r.get("reasoning") or "") for r in rows)
+    return f"{hits}/{len(rows)}"
 
 
 def table(rows: list[dict]) -> str:
     """The markdown table of the README's demo section."""
     pct = (lambda x: "-" if x is None else f"{100 * x:.0f}%")
     lines = ["| seed | think-format | answered | refusal (harmful) | over-refusal (benign) | right behaviour "
-             "| meets bar | wall s | CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| thought restates the request | meets bar | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         a = r["after"]
         lines.append(f"| {r['seed']} | {pct(a['think_format_rate'])} | {pct(a['answered_rate'])} "
                      f"| {pct(a['refusal_rate_harmful'])} | {pct(a['over_refusal_rate_benign'])} "
-                     f"| {pct(a['accuracy'])} | {'yes' if r['meets'] else 'NO'} "
+                     f"| {pct(a['accuracy'])} | {r['restated']} | {'yes' if r['meets'] else 'NO'} "
                      f"| {r['wall_s']:.0f} | {r['cpu_s']:.0f} |")
     return "\n".join(lines)
 
