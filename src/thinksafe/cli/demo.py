@@ -11,10 +11,10 @@ import typer
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the model, data, adapter, both runs and comparison.json.")],
     seed: Annotated[int, typer.Option(help="Seed of the tiny model's weights and of training.")] = 0,
-    steps: Annotated[Optional[int], typer.Option(help="LoRA steps (default tuned for 2 CPU cores).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="LoRA learning rate.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="LoRA steps (default 250, tuned for 2 CPU cores).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="LoRA learning rate (default 4e-3).")] = None,
 ) -> None:
-    """Evaluate, LoRA-tune and re-evaluate a tiny random VLM offline, in about a minute.
+    """Evaluate, LoRA-tune and re-evaluate a tiny random VLM offline, in under a minute on 2 cores.
 
     The stand-in learns to think, then refuse harmful requests and answer benign
     ones, on 24 probes it was not trained on. It is a random model reading the
