@@ -16,7 +16,7 @@ pytest.importorskip("trl")
 from thinksafe.train.collator import IGNORE, SFTCollator  # noqa: E402
 from thinksafe.train.config import TrainConfig  # noqa: E402
 from thinksafe.train.data import parse_row  # noqa: E402
-from thinksafe.train.demo_data import write_demo_data  # noqa: E402
+from thinksafe.train.demo import write_demo_data  # noqa: E402
 from thinksafe.train.sft import train  # noqa: E402
 
 # Llama-3.2-Vision-like turns, shortened.

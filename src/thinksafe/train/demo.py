@@ -74,7 +74,7 @@ toy tokenizer as whole tokens. Never report results obtained with it as model re
 
 
 def build_demo_model(out: Path, seed: int, hidden: int, layers: int) -> Path:
-    """The tiny random VLM of :mod:`thinksafe.models.tiny`, with a wider text model and the demo's words.
+    """The tiny random llava of :mod:`thinksafe.models.tiny`, with a wider text model and the demo's words.
 
     Args:
         out: Folder to write (model, processor, model card).
@@ -84,21 +84,20 @@ def build_demo_model(out: Path, seed: int, hidden: int, layers: int) -> Path:
     """
     import torch
     from tokenizers import AddedToken
-    from transformers import LlavaForConditionalGeneration, Qwen2Config
+    from transformers import AutoModelForImageTextToText
 
-    from ..models.tiny import build_config, build_processor, build_tokenizer
+    from ..models.tiny import make_tiny_model
 
-    tokenizer = build_tokenizer()
+    base, processor = make_tiny_model(seed)
+    tokenizer = processor.tokenizer
     tokenizer.add_tokens([AddedToken(w, normalized=False) for w in demo_words()])
-    processor = build_processor(tokenizer)
-    config = build_config(tokenizer)
+    config = base.config
     text = {k: v for k, v in config.text_config.to_dict().items() if k != "layer_types"}
-    text.update(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers)
-    config.text_config = Qwen2Config(**text)
+    text.update(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers)
+    config.text_config = type(config.text_config)(**text)
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model = AutoModelForImageTextToText.from_config(config).eval()
+    model.generation_config = base.generation_config
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
