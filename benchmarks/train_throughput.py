@@ -49,7 +49,7 @@ def step_timer():
 def default_inputs(work: Path) -> tuple[str, str]:
     """The tiny random model and the built-in demo data, made in ``work``."""
     from thinksafe.models.tiny import build_tiny_model
-    from thinksafe.train.demo import write_demo_data
+    from thinksafe.train.demo_data import write_demo_data
 
     model = build_tiny_model(work / "model")
     return f"hf/{model}", str(write_demo_data(work / "data"))

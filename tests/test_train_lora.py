@@ -14,7 +14,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from thinksafe.cli.app import app  # noqa: E402
 from thinksafe.train.config import TrainConfig, TrainConfigError  # noqa: E402
-from thinksafe.train.demo import write_demo_data  # noqa: E402
+from thinksafe.train.demo_data import write_demo_data  # noqa: E402
 from thinksafe.train.sft import train  # noqa: E402
 
 from test_train_data import placeholder_images  # noqa: E402
