@@ -72,7 +72,7 @@ def check_device(cfg: TrainConfig) -> None:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
-        raise TrainConfigError("QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
+        raise TrainConfigError("QLoRA needs bitsandbytes: pip install 'thinksafe[qlora]'") from exc
 
 
 def load_model(cfg: TrainConfig, bf16: bool):
