@@ -114,3 +114,19 @@ def test_specs_limits_and_unique_ids(tmp_path):
     with pytest.raises(ValueError, match="KIND:PATH"):
         parse_spec("jsonl")
     assert parse_spec("spavl:/d?limit=5&images=/i").options == {"limit": "5", "images": "/i"}
+
+
+def test_sample_draws_the_same_seeds_in_file_order(tmp_path):
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps({"id": i, "image": "a.png", "question": f"q{i}"}) + "\n"
+                                              for i in range(50)))
+    spec = f"jsonl:{tmp_path / 's.jsonl'}"
+    first = [s.id for s in seeds(spec + "?sample=5", tmp_path)]
+    assert len(first) == 5 and first == sorted(first, key=lambda x: int(x.split(":")[1]))  # file order
+    assert [s.id for s in seeds(spec + "?sample=5", tmp_path)] == first  # seed 0 by default: the same draw
+    assert [s.id for s in seeds(spec + "?sample=5&seed=1", tmp_path)] != first
+    assert len(seeds(spec + "?sample=80", tmp_path)) == 50  # fewer rows than asked: all of them
+    assert [s.id for s in seeds(spec + "?limit=10&sample=10", tmp_path)] == [f"jsonl:{i}" for i in range(10)]
+    with pytest.raises(ValueError, match="sample='0' must be a positive whole number"):
+        parse_spec(spec + "?sample=0")
+    with pytest.raises(ValueError, match="thought= must be keep or regenerate"):
+        parse_spec(spec + "?thought=maybe")
