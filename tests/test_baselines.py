@@ -83,3 +83,26 @@ def test_second_run_trains_and_evaluates_nothing_again(recipe):
                for name in SETS)
     assert not any(r["ran"] for r in json.loads((recipe / "study" / "study.json").read_text())["runs"])
     assert "| base (base) | vlguard (tuned)" in out
+
+
+def test_user_errors_name_the_flag(tmp_path):
+    assert "--base, --source, --rows and --steps are required" in cli("baselines", "--out", tmp_path, expect=2).output
+    out = cli("baselines", "--out", tmp_path, "--base", "hf/m", "--source", "mis:/x.json", "--rows", 2, "--steps", 1,
+              expect=2).output
+    assert "must look like NAME=KIND:PATH" in out
+
+
+def test_equal_budget_cuts_every_set_to_the_smallest(tmp_path):
+    from thinksafe.errors import UsageError
+    from thinksafe.train.baselines import Recipe, equal_budget
+
+    for name, n in (("a", 6), ("b", 3)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "tis.json").write_text(json.dumps([{"n": k} for k in range(n)]))
+    recipe = Recipe(base="hf/m", out=tmp_path, sources={"a": "x", "b": "y"}, rows=5, steps=1)
+    assert equal_budget(recipe, {"a": {"kept": 6}, "b": {"kept": 3}}) == 3
+    a = [r["n"] for r in json.loads((tmp_path / "data" / "a" / "train.json").read_text())]
+    assert len(a) == 3 and a == sorted(a) and set(a) <= set(range(6))  # a random 3 of 6, in file order
+    assert [r["n"] for r in json.loads((tmp_path / "data" / "b" / "train.json").read_text())] == [0, 1, 2]
+    with pytest.raises(UsageError, match="no usable rows in b"):
+        equal_budget(recipe, {"a": {"kept": 6}, "b": {"kept": 0}})

@@ -120,13 +120,14 @@ def test_judge_choice(data):
 
 def test_metrics_by_hand_with_the_scripted_judge(data, tmp_path):
     by_image = {(data / "easy_image" / str(i) / "object1.png").read_bytes(): i for i in CASES}
-    judge_requests = []
+    judge_requests, model_images = [], []
 
     def responder(req):
         i = by_image[req.image_bytes[0]]
         if req.system == "You are a helpful assistant.":
             judge_requests.append(req)
             return Reply(CASES[i][1] or LEVEL3_SAFE)
+        model_images.append(req.image_bytes)
         return Reply(CASES[i][0])
 
     with ScriptedServer(responder) as server:
@@ -136,6 +137,11 @@ def test_metrics_by_hand_with_the_scripted_judge(data, tmp_path):
         asked = len(judge_requests)
         cli(*args)  # the same command again: nothing left to generate or judge
     assert asked and len(judge_requests) == asked
+    # the model gets both images, in order, then the question
+    assert len(model_images) == 8 and all(len(images) == 2 for images in model_images)
+    assert {by_image[images[0]] for images in model_images} == set(CASES)
+    assert all(images[1] == (data / "easy_image" / str(by_image[images[0]]) / "object2.png").read_bytes()
+               for images in model_images)
     first = judge_requests[0]
     assert first.body["response_format"] == RESPONSE_FORMAT and first.body["temperature"] == 0
     assert len(first.image_bytes) == 2 and [p["type"] for p in first.parts("user")] == ["image_url", "image_url", "text"]

@@ -346,5 +346,6 @@ class _Tally(OfficialTally):
         out.update({k: c[k] for k in keys})
         out.update(skipped=self.skipped, skipped_without_image=len(self.no_image))
         if not perceived:
-            out["note"] = "the judge gave no perception level (offline refusal judge): HR, RSR and RR are not known"
+            out["note"] = ("the judge gave no perception level (only the authors' evaluator does; e.g. the offline "
+                           "refusal judge): HR, RSR and RR are not known")
         return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,10 @@ def equal_budget(recipe: Recipe, built: dict[str, dict[str, Any]]) -> int:
     rows = min(recipe.rows, *(b["kept"] for b in built.values()))
     for name in built:
         folder = recipe.out / "data" / name
-        records = json.loads((folder / "tis.json").read_text(encoding="utf-8"))[:rows]
+        records = json.loads((folder / "tis.json").read_text(encoding="utf-8"))
+        if len(records) > rows:  # a random subset again (the first rows would favour the file's start)
+            keep = sorted(random.Random(recipe.seed).sample(range(len(records)), rows))
+            records = [records[k] for k in keep]
         (folder / "train.json").write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return rows
 
