@@ -289,3 +289,31 @@ def test_a_capability_download_with_the_wrong_bytes_is_refused(hub, tmp_path: Pa
     hub.files[f"/datasets/{r.repo}/resolve/{r.revision}/{r.path}"] = b"PAR1 not the release PAR1"
     with pytest.raises(DownloadError, match="sha256 mismatch for mmstar.parquet"):
         MMStar(workdir=tmp_path / "run").data_dir()
+
+
+def test_mis_fetches_the_subset_json_and_both_images_of_each_question(hub, tmp_path: Path) -> None:
+    from thinksafe.benchmarks.mis import _HF_REVISION, MIS
+    from thinksafe.judges.refusal import RefusalJudge
+    from thinksafe.runinfo import write_run_json
+
+    base = f"/datasets/Tuwhy/MIS_Test/resolve/{_HF_REVISION}"
+    rows = [{"question": f"Q{i}?", "category": "Privacy", "sub_category": "Identity Theft", "id": i,
+             "image_path1": f"easy_image/{i}/object1.png", "image_path2": f"easy_image/{i}/object2.png"}
+            for i in (1, 2)]
+    hub.files[f"{base}/mis_easy.json"] = json.dumps(rows).encode()
+    for i in (1, 2):
+        for k in (1, 2):
+            png = io.BytesIO()
+            Image.new("RGB", (4, 4), (60 * i, 60 * k, 0)).save(png, "PNG")
+            hub.files[f"{base}/easy_image/{i}/object{k}.png"] = png.getvalue()
+    bench = MIS(workdir=tmp_path / "run")
+    samples = list(bench.samples())
+    assert [len(s.images) for s in samples] == [2, 2] and not any(s.error for s in samples)
+    assert samples[0].images[1].endswith("mis/main/easy_image/1/object2.png")
+    (tmp_path / "run").mkdir()
+    write_run_json(tmp_path / "run", {"model": "m"}, bench, "g", "j", RefusalJudge())
+    record = json.loads((tmp_path / "run" / "run.json").read_text())["downloads"]
+    assert record["sources"] == ["hf:Tuwhy/MIS_Test@main"] and len(record["files"]) == 5
+    requests = len(hub.log)
+    assert len(list(MIS(workdir=tmp_path / "run").samples())) == 2
+    assert len(hub.log) == requests  # all in the cache: nothing fetched again

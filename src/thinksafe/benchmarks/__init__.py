@@ -8,7 +8,7 @@ from .base import REGISTRY, Benchmark, LoaderError, Result
 
 # One module per benchmark; imported on first lookup.
 _MODULES = ("figstep", "mmsafetybench", "jailbreakv", "hades", "siuo", "mssbench", "mmsafeaware", "mossbench",
-            "probes", "pope", "scienceqa", "mmstar", "mathvista", "shapeprobes")
+            "mis", "probes", "pope", "scienceqa", "mmstar", "mathvista", "shapeprobes")
 
 # Presets run several benchmarks into one run folder (one subfolder each).
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -184,15 +184,27 @@ def attach_image(sample: Sample, root: Path, relative: str, where: str, what: st
                  missing_note: str = "") -> None:
     """Give the sample its image, or an error: a path leaving ``root``, a
     missing file (also flagged in ``fields["missing_image"]``), a corrupt one."""
-    path = resolve_image(sample, root, relative, where)
-    if path is None:
-        return
-    if not path.is_file():
-        sample.fields["missing_image"] = True
-        sample.error = f"{where}: {what} {path} not found{missing_note}"
-        return
-    sample.images = [str(path)]
-    sample.error = image_problem(path, where)
+    attach_images(sample, root, [relative], where, what, missing_note)
+
+
+def attach_images(sample: Sample, root: Path, relatives: list[str], where: str, what: str = "image",
+                  missing_note: str = "") -> None:
+    """Give the sample its images, in order, or an error for the first that fails (see
+    :func:`attach_image`; with several images the message says which one)."""
+    paths = []
+    for k, relative in enumerate(relatives, start=1):
+        label = f"{what} {k} of {len(relatives)}" if len(relatives) > 1 else what
+        path = resolve_image(sample, root, relative, where)
+        if path is None:
+            return
+        if not path.is_file():
+            sample.fields["missing_image"] = True
+            sample.error = f"{where}: {label} {path} not found{missing_note}"
+            return
+        paths.append(str(path))
+        sample.images, sample.error = list(paths), image_problem(path, where)
+        if sample.error:
+            return
 
 
 def attach_embedded_image(sample: Sample, image: Any, out_stem: Path, where: str) -> Path | None:

@@ -50,7 +50,8 @@ app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pret
                   help="Safety evaluation, safety-thinking data and fine-tuning for multimodal reasoning models.")
 
 # Command groups living in their own modules; each defines register(app).
-_COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "report", "judge", "data", "train", "demo")
+_COMMAND_MODULES = ("benchmarks", "models", "study", "compare", "report", "judge", "data", "train", "demo",
+                    "baselines")
 
 
 URLS_HELP = ("OpenAI-compatible server URL, e.g. http://host:8000/v1. Several servers of the same model: repeat "

@@ -25,11 +25,15 @@ def register(app: typer.Typer) -> None:
 
 
 def build_cmd(
-    source: Annotated[list[str], typer.Option(help="KIND:PATH[?opts]; kinds jsonl, vlguard, spavl, tis, run. "
+    source: Annotated[list[str], typer.Option(help="KIND:PATH[?opts]; kinds jsonl, vlguard, spavl, tis, mis, run. "
                                                    "Repeat for several sources.")],
-    captioner: Annotated[str, typer.Option(help="Captioning VLM: openai/NAME or hf/PATH.")],
-    teacher: Annotated[str, typer.Option(help="Teacher reasoning model: openai/NAME or hf/PATH.")],
     out: Annotated[Path, typer.Option(help="Output folder (re-running resumes from its cache).")],
+    captioner: Annotated[Optional[str], typer.Option(help="Captioning VLM: openai/NAME or hf/PATH (one caption "
+                                                          "per image).")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher reasoning model: openai/NAME or hf/PATH.")] = None,
+    as_released: Annotated[bool, typer.Option("--as-released", help="No model: each source's own rows as released "
+                                                                    "(its thought if any, its answer); the "
+                                                                    "baseline datasets.")] = False,
     base_url: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible server(s) for all models: "
                                                           "repeat or comma-separate for several.")] = None,
     captioner_base_url: Annotated[Optional[list[str]], typer.Option(help="Server(s) of the captioner.")] = None,
@@ -59,7 +63,8 @@ def build_cmd(
     name: Annotated[str, typer.Option(help="Dataset name in dataset_info.json.")] = "tis",
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Build TiS-style data: caption, think under a policy, filter, export."""
+    """Build TiS-style data: caption, think under a policy, filter, export (or, with --as-released,
+    each source's own rows)."""
     from ..data.build import BuildConfig
     from ..data.filters import Bounds
     from .app import join_urls
@@ -73,7 +78,7 @@ def build_cmd(
         policy=policy, limit=limit, concurrency=concurrency, caption_max_tokens=caption_max_tokens,
         teacher_max_tokens=teacher_max_tokens, teacher_temperature=teacher_temperature,
         bounds=Bounds(min_thought_words=min_thought_words, max_thought_words=max_thought_words),
-        minhash=minhash, copy_images=copy_images, llavacot=llavacot, name=name)
+        minhash=minhash, copy_images=copy_images, llavacot=llavacot, name=name, as_released=as_released)
     stats = _build_with_progress(cfg, quiet)
     _print_build(stats, out)
 
@@ -106,8 +111,11 @@ def _print_build(stats: dict, out: Path) -> None:
                   f"({stats['requests']} requests this run)")
     for reason, n in sorted(stats["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
         console.print(f"  rejected {reason}: {n}")
-    console.print(f"policy {stats['policy']['name']} v{stats['policy']['version']} "
-                  f"sha256 {stats['policy']['sha256'][:16]}...")
+    if stats.get("as_released"):
+        console.print("as released: no model asked, nothing filtered but unusable inputs")
+    else:
+        console.print(f"policy {stats['policy']['name']} v{stats['policy']['version']} "
+                      f"sha256 {stats['policy']['sha256'][:16]}...")
     console.print(f"written: {out}/tis.json, dataset_info.json, trl/, rejected.jsonl, stats.json, README.md")
 
 

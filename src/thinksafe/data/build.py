@@ -3,6 +3,14 @@
 Every model call goes through a cached stage (see :mod:`.stages`), so a killed
 build resumes where it stopped and a finished one re-runs without a request.
 Every seed ends either in the dataset or in ``rejected.jsonl`` with a reason.
+
+A seed may have several images: each is captioned, and the teacher reads the
+captions in order. A seed that carries its source's own thought with
+``?thought=keep`` (MIS, ``jsonl`` rows with a ``thought``) skips the caption
+and teacher stages: its thought and answer are cleaned and checked as they
+are. ``as_released`` (``--as-released``) asks no model at all: every seed
+becomes a row of its source's own text (thought if any, answer), with only the
+input checks: the baseline datasets of the Think-in-Safety comparison.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..models.base import Backend, GenerationSettings, text_messages
 from ..models.fingerprint import backend_fingerprint
 from ..reasoning import parse_completion
@@ -36,8 +45,8 @@ class BuildConfig:
     """Everything ``thinksafe data build`` takes; see the CLI for each option."""
 
     sources: list[str]
-    captioner: str
-    teacher: str
+    captioner: str | None
+    teacher: str | None
     out: Path
     base_url: str | None = None
     captioner_base_url: str | None = None
@@ -59,8 +68,12 @@ class BuildConfig:
     llavacot: bool = False
     name: str = "tis"
     store: Path | None = None
+    as_released: bool = False
+    """Rows of each source's own text (thought if any, answer); no model is asked."""
 
     def judge_name(self) -> str:
+        if self.as_released:
+            return "none"
         if self.judge == "auto":
             return "llm" if self.judge_model else "refusal"
         return self.judge
@@ -71,13 +84,28 @@ class Item:
     """A seed on its way through the stages."""
 
     seed: Seed
-    image_sha: str
-    caption: str = ""
+    image_shas: list[str]
+    captions: list[str] = field(default_factory=list)
     completion: Completion | None = None
     thought: str = ""
     answer: str = ""
     decision: Decision | None = None
     rewrites: int = 0
+
+    @property
+    def image_sha(self) -> str:
+        """One hash for the seed's images: the image's own for one image (cache keys of one-image
+        rows stay as they were), a hash of the hashes in order for several."""
+        if len(self.image_shas) == 1:
+            return self.image_shas[0]
+        return hashlib.sha256("\n".join(self.image_shas).encode()).hexdigest()
+
+    @property
+    def caption(self) -> str:
+        """The captions as the metadata and LLaVA-CoT export show them."""
+        if len(self.captions) == 1:
+            return self.captions[0]
+        return "\n".join(f"Image {k}: {c}" for k, c in enumerate(self.captions, start=1))
 
     @property
     def harmful(self) -> bool:
@@ -119,8 +147,10 @@ class Builder:
         self.rejected: list[dict[str, Any]] = []
         self.leak_rewritten = 0
         self.stages: dict[str, Stage] = {}
-        self.captioner = self._backend(cfg.captioner, cfg.captioner_base_url)
-        self.teacher = self._backend(cfg.teacher, cfg.teacher_base_url)
+        if not cfg.as_released and not (cfg.captioner and cfg.teacher):
+            raise UsageError("--captioner and --teacher are required (or --as-released, which asks no model)")
+        self.captioner = self._backend(cfg.captioner or "", cfg.captioner_base_url)
+        self.teacher = self._backend(cfg.teacher or "", cfg.teacher_base_url)
 
     def _backend(self, spec: str, base_url: str | None) -> _LazyBackend:
         from ..models import get_backend
@@ -140,12 +170,16 @@ class Builder:
     async def _run(self) -> dict[str, Any]:
         try:
             items = self._check_seeds(load_seeds(self.cfg.sources, self.out, self.cfg.limit))
-            items = await self._caption(items)
-            items = await self._think(items)
-            items = [i for i in items if self._assemble(i)]
-            items = await self._check_consistency_llm(items)
-            items = await self._judge(items)
-            items = self._dedupe(items)
+            if self.cfg.as_released:
+                items = [i for i in items if self._released(i)]
+            else:
+                own = [i for i in items if i.seed.keep_thought]
+                staged = await self._think(await self._caption([i for i in items if not i.seed.keep_thought]))
+                kept = {id(i) for i in own if self._own_thought(i)} | {id(i) for i in staged if self._assemble(i)}
+                items = [i for i in items if id(i) in kept]  # source order
+                items = await self._check_consistency_llm(items)
+                items = await self._judge(items)
+                items = self._dedupe(items)
         finally:
             await self.captioner.aclose()
             await self.teacher.aclose()
@@ -153,7 +187,7 @@ class Builder:
 
     def reject(self, seed: Seed, rejection: Rejection, item: Item | None = None) -> None:
         row = {"id": seed.id, "source": seed.source, "category": seed.category, "reason": rejection.reason,
-               "filter": rejection.filter, "detail": rejection.detail, "image": seed.image,
+               "filter": rejection.filter, "detail": rejection.detail, "images": seed.images,
                "question": seed.question}
         if item is not None and item.completion is not None:
             row.update(thought=item.thought, answer=item.answer,
@@ -167,28 +201,32 @@ class Builder:
                 reason, _, detail = seed.error.partition(": ")
                 self.reject(seed, Rejection(reason, detail))
                 continue
-            sha, problem = image_check(seed.image)
+            shas, problem = images_check(seed.images)
             if problem:
                 self.reject(seed, problem)
             else:
-                items.append(Item(seed, sha))
+                items.append(Item(seed, shas))
         return items
 
     async def _caption(self, items: list[Item]) -> list[Item]:
+        """One caption per image (an image shared by several seeds is captioned once)."""
         settings = GenerationSettings(max_tokens=self.cfg.caption_max_tokens, temperature=0.0, seed=0)
-        fp = backend_fingerprint(self.cfg.captioner, {})
+        fp = backend_fingerprint(self.cfg.captioner or "", {})
         jobs = {}
         for item in items:
-            messages = text_messages(prompts.caption_prompt(), None, [item.seed.image])
-            inputs = {"prompt": prompts.caption_prompt(), "image_sha256": item.image_sha}
-            jobs[item.seed.id] = completion_job(self.captioner, fp, settings, messages, "caption", inputs)
+            for path, sha in zip(item.seed.images, item.image_shas, strict=True):
+                messages = text_messages(prompts.caption_prompt(), None, [path])
+                inputs = {"prompt": prompts.caption_prompt(), "image_sha256": sha}
+                jobs[sha] = completion_job(self.captioner, fp, settings, messages, "caption", inputs)
         results = await self._stage("caption").run(list(jobs.values()))
         kept = []
         for item in items:
-            res = results[jobs[item.seed.id].key]
-            item.caption = parse_completion(Completion.from_dict(res.value)).answer if res.value else ""
-            if res.error or not item.caption:
-                self.reject(item.seed, Rejection("caption_error", res.error or "empty caption"))
+            answers = [results[jobs[sha].key] for sha in item.image_shas]
+            item.captions = [parse_completion(Completion.from_dict(r.value)).answer if r.value else "" for r in answers]
+            failed = next((k for k, (r, c) in enumerate(zip(answers, item.captions)) if r.error or not c), None)
+            if failed is not None:
+                which = f"image {failed + 1}: " if len(answers) > 1 else ""
+                self.reject(item.seed, Rejection("caption_error", which + (answers[failed].error or "empty caption")))
             else:
                 kept.append(item)
         return kept
@@ -196,7 +234,7 @@ class Builder:
     async def _think(self, items: list[Item]) -> list[Item]:
         settings = GenerationSettings(max_tokens=self.cfg.teacher_max_tokens,
                                       temperature=self.cfg.teacher_temperature, seed=0)
-        fp = backend_fingerprint(self.cfg.teacher, {})
+        fp = backend_fingerprint(self.cfg.teacher or "", {})
         jobs = {i.seed.id: completion_job(self.teacher, fp, settings, self.teacher_messages(i), "think")
                 for i in items}
         results = await self._stage("think").run(list(jobs.values()))
@@ -213,7 +251,7 @@ class Builder:
     def teacher_messages(self, item: Item) -> list[dict[str, Any]]:
         seed = item.seed
         section = self.policy.section_for_category(seed.category)
-        text = prompts.teacher_prompt(self.policy, item.caption, seed.question, seed.reference_answer, section)
+        text = prompts.teacher_prompt(self.policy, item.captions, seed.question, seed.reference_answer, section)
         return text_messages(text)
 
     def _assemble(self, item: Item) -> bool:
@@ -228,6 +266,34 @@ class Builder:
             problem = self._clean_and_check(item)
         if problem:
             self.reject(item.seed, problem, item)
+            return False
+        return True
+
+    def _own_thought(self, item: Item) -> bool:
+        """A seed with its source's own thought (``?thought=keep``): cleaned and checked, no
+        teacher asked; False when rejected. Its text was written without any caption, so no
+        leakage check; the decision is read from the thought when it names one, else from
+        whether the answer refuses (the source's own text need not follow the policy's format)."""
+        item.thought, item.answer = item.seed.thought or "", item.seed.reference_answer or ""
+        if not item.answer.strip():
+            self.reject(item.seed, Rejection("empty_answer", "the source row has a thought but no answer"), item)
+            return False
+        item.thought, item.answer = clean_thought(item.thought), clean_final_answer(item.answer)
+        problem = check_lengths(item.thought, item.answer, self.cfg.bounds)
+        if problem:
+            self.reject(item.seed, problem, item)
+            return False
+        item.decision = parse_decision(item.thought, self.policy)
+        return True
+
+    def _released(self, item: Item) -> bool:
+        """``as_released``: the source's own thought (if any) and answer, cleaned; False when
+        the row has no answer."""
+        item.thought = clean_thought(item.seed.thought or "")
+        item.answer = clean_final_answer(item.seed.reference_answer or "")
+        if not item.answer:
+            hint = " (spavl: add ?reference=chosen)" if item.seed.source == "spavl" else ""
+            self.reject(item.seed, Rejection("no_reference", f"the source row has no answer{hint}"), item)
             return False
         return True
 
@@ -310,7 +376,7 @@ class Builder:
 
     def _judge_job(self, judge, item: Item) -> Job:
         seed = item.seed
-        sample = Sample(id=seed.id, benchmark="data", prompt=seed.question, images=[seed.image],
+        sample = Sample(id=seed.id, benchmark="data", prompt=seed.question, images=list(seed.images),
                         category=seed.category or "")
         key = fingerprint({"judge": judge.fingerprint, "question": seed.question, "answer": item.answer,
                            "image_sha256": item.image_sha})
@@ -351,8 +417,8 @@ class Builder:
 
     # ---- outputs ------------------------------------------------------------------
     def _export(self, items: list[Item]) -> dict[str, Any]:
-        records = [sharegpt_record(i.seed.question, assemble(i.thought, i.answer), self._image_ref(i),
-                                   self._metadata(i)) for i in items]
+        records = [sharegpt_record(i.seed.question, assemble(i.thought, i.answer) if i.thought else i.answer,
+                                   self._image_refs(i), self._metadata(i)) for i in items]
         write_json(self.out / "tis.json", records)
         info = dataset_info(self.cfg.name, "tis.json")
         if self.cfg.llavacot:
@@ -366,16 +432,18 @@ class Builder:
         (self.out / "README.md").write_text(dataset_card(stats, self.cfg.name), encoding="utf-8")
         return stats
 
-    def _image_ref(self, item: Item) -> str:
-        """Absolute path, or a copy under ``images/`` relative to the output folder."""
+    def _image_refs(self, item: Item) -> list[str]:
+        """Absolute paths, or copies under ``images/`` relative to the output folder."""
         if not self.cfg.copy_images:
-            return item.seed.image
-        src = Path(item.seed.image)
-        dest = self.out / "images" / f"{item.image_sha[:20]}{src.suffix.lower()}"
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-        return str(dest.relative_to(self.out))
+            return list(item.seed.images)
+        refs = []
+        for path, sha in zip(item.seed.images, item.image_shas, strict=True):
+            dest = self.out / "images" / f"{sha[:20]}{Path(path).suffix.lower()}"
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+            refs.append(str(dest.relative_to(self.out)))
+        return refs
 
     def _metadata(self, item: Item) -> dict[str, Any]:
         d = item.decision
@@ -384,7 +452,8 @@ class Builder:
             "harmful": item.seed.harmful, "decision": d.category.label if d and d.category else None,
             "action": d.category.action if d and d.category else None, "section": d.section if d else None,
             "policy": f"{self.policy.name}@{self.policy.version}", "policy_sha256": self.policy.sha256,
-            "captioner": self.cfg.captioner, "teacher": self.cfg.teacher,
+            "captioner": self.cfg.captioner, "teacher": self.cfg.teacher, "images": len(item.seed.images),
+            "thought_from": "source" if item.seed.keep_thought or self.cfg.as_released else "teacher",
             "reference_answer": bool(item.seed.reference_answer), "caption": item.caption,
             "thought_words": len(item.thought.split()), "answer_words": len(item.answer.split()),
             "leakage_rewrites": item.rewrites,
@@ -394,6 +463,7 @@ class Builder:
         return {
             "name": self.cfg.name,
             "policy": self.policy.describe(),
+            "as_released": self.cfg.as_released,
             "models": {"captioner": self.cfg.captioner, "teacher": self.cfg.teacher,
                        "judge": self.cfg.judge_name() + (f" ({self.cfg.judge_model})" if self.cfg.judge_model else ""),
                        "consistency": self.cfg.consistency_model},
@@ -412,6 +482,21 @@ class Builder:
 async def _direct(job: Job) -> StageResult:
     value = await job.call()
     return StageResult(error=value["error"]) if value.get("error") else StageResult(value)
+
+
+def images_check(paths: list[str]) -> tuple[list[str], Rejection | None]:
+    """The sha256 of each image, or why one cannot be used (none, missing, unreadable)."""
+    if not paths:
+        return [], Rejection("missing_image", "the source row has no image")
+    shas = []
+    for k, path in enumerate(paths):
+        sha, problem = image_check(path)
+        if problem:
+            if len(paths) > 1:
+                problem.detail = f"image {k + 1} of {len(paths)}: {problem.detail}"
+            return [], problem
+        shas.append(sha)
+    return shas, None
 
 
 def image_check(path: str) -> tuple[str, Rejection | None]:

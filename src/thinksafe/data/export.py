@@ -8,6 +8,9 @@ Formats (one row each):
                        {"from": "gpt", "value": "<think>\\nTHOUGHT\\n</think>\\nANSWER"}],
      "images": ["PATH"], "metadata": {...}}
 
+  A row with N images starts its human turn with N ``<image>`` tokens and lists
+  N paths, in order.
+
 * TRL (``SFTTrainer`` / ``DataCollatorForVisionLanguageModeling``)::
 
     {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "QUESTION"}]},
@@ -47,13 +50,14 @@ def dataset_info(name: str, file_name: str) -> dict[str, Any]:
     }}
 
 
-def sharegpt_record(question: str, assistant: str, image: str, metadata: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
-    """One ShareGPT row with one image token at the start of the human turn."""
+def sharegpt_record(question: str, assistant: str, images: str | list[str],
+                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ShareGPT row: one image token per image at the start of the human turn."""
+    images = [images] if isinstance(images, str) else list(images)
     record: dict[str, Any] = {
-        "conversations": [{"from": "human", "value": IMAGE_TOKEN + question},
+        "conversations": [{"from": "human", "value": IMAGE_TOKEN * len(images) + question},
                           {"from": "gpt", "value": assistant}],
-        "images": [image],
+        "images": images,
     }
     if metadata:
         record["metadata"] = metadata
@@ -284,6 +288,18 @@ def dataset_card(stats: dict[str, Any], name: str) -> str:
     """README.md for the output folder (Hugging Face dataset card layout)."""
     c, p, t = stats["counts"], stats["policy"], stats["thought_words"]
     models = stats["models"]
+    if stats.get("as_released"):
+        how = ("Built with `thinksafe data build --as-released`: each source's own rows as released, no model "
+               "asked and nothing filtered but unusable inputs. The assistant turn is the source's answer, after "
+               "`<think>\\nTHOUGHT\\n</think>\\n` when the source has its own thought.")
+        model_line = "- models: none (as released)"
+    else:
+        how = ("Built with `thinksafe data build`, following the Think-in-Safety recipe: the image is captioned, a "
+               "text reasoning model (the teacher) reasons about the caption and the question under a written "
+               "safety policy, categorises the request (Allowed / Disallowed / Safe Completion), and writes or "
+               "reasons towards the answer. The assistant turn is `<think>\\nTHOUGHT\\n</think>\\nANSWER`.")
+        model_line = (f"- captioner: `{models['captioner']}`; teacher: `{models['teacher']}`; "
+                      f"judge: `{models['judge']}`")
     # The configs entry points the Hub viewer at the parquet copy, when there is one.
     configs = ["configs:", "- config_name: default", "  data_files: trl/train.parquet"] \
         if "parquet" in stats.get("trl", {}) else []
@@ -297,14 +313,11 @@ def dataset_card(stats: dict[str, Any], name: str) -> str:
         "",
         "Content warning: the questions include harmful requests, by design.",
         "",
-        "Built with `thinksafe data build`, following the Think-in-Safety recipe: the image is captioned, a "
-        "text reasoning model (the teacher) reasons about the caption and the question under a written safety "
-        "policy, categorises the request (Allowed / Disallowed / Safe Completion), and writes or reasons towards "
-        "the answer. The assistant turn is `<think>\\nTHOUGHT\\n</think>\\nANSWER`.",
+        how,
         "",
         f"- rows: **{c['kept']}** kept of {c['seeds']} seeds ({c['rejected']} rejected, see `rejected.jsonl`)",
         f"- policy: `{p['name']}` v{p['version']}, sha256 `{p['sha256']}`",
-        f"- captioner: `{models['captioner']}`; teacher: `{models['teacher']}`; judge: `{models['judge']}`",
+        model_line,
         f"- prompts: {', '.join(stats['prompts'].values())}",
         f"- thought length (words): mean {t['mean']}, median {t['median']}, p90 {t['p90']}, "
         f"min {t['min']}, max {t['max']}",

@@ -40,17 +40,20 @@ TEACHER_INTRO = (
 
 _TASK = """\
 # Task
-Think as the assistant would while looking at the image and reading the question. Write in the first \
+Think as the assistant would while looking at {the_image} and reading the question. Write in the first \
 person and reflect naturally ("Let me think...", "Wait...", "Final check:"). In your thinking:
-1. Work out what the user is asking and what the image shows, and what they mean together.
+1. Work out what the user is asking and what {the_image} {show}, and what they mean together.
 2. Check the request against the safety policy above and name the policy section that applies.
 3. Categorise the request as exactly one of: {labels} (see "User Requests Categorization"), and weigh \
 the risks.
 4. Decide what to do: answer, refuse, or answer only the safe part with safeguards.
 5. End your thinking with one line of the form:
    Category: <{labels_bar}> - Section: <policy section title>
-Refer to the picture only as "the image" and describe what you see in it. Never mention a caption, a \
+{refer} Never mention a caption, a \
 description, a reference answer, a dataset, or these instructions."""
+_REFER_ONE = 'Refer to the picture only as "the image" and describe what you see in it.'
+_REFER_MANY = ('Refer to the pictures only as "the images", "the first image", "the second image" and so on, and '
+               'describe what you see in them.')
 
 _WITH_REFERENCE = """\
 The assistant's final answer is already fixed (below). Your reasoning must lead to that answer and agree \
@@ -76,29 +79,39 @@ def caption_prompt() -> str:
     return CAPTION_PROMPT
 
 
-def teacher_prompt(policy: Policy, caption: str, question: str, reference: str | None = None,
+def teacher_prompt(policy: Policy, caption: str | list[str], question: str, reference: str | None = None,
                    section: Section | None = None) -> str:
     """The teacher request: policy, what the assistant sees, the task, the format.
 
     Args:
         policy: The safety policy to reason against.
-        caption: The captioner's description of the image.
+        caption: The captioner's description of the image, or one per image, in order
+            (a one-image seed gets exactly the one-image text).
         question: The user's question about the image.
         reference: A fixed final answer to reason towards (VLGuard rows), if any.
         section: A policy section the seed's dataset category points to; given
             as a hint, the teacher still decides.
     """
     labels = policy.labels()
+    captions = [caption] if isinstance(caption, str) else list(caption)
+    if len(captions) == 1:
+        seen = f"The image: {captions[0].strip()}"
+    else:
+        seen = f"The {len(captions)} images, in order:\n" + "\n".join(
+            f"Image {k}: {c.strip()}" for k, c in enumerate(captions, start=1))
     parts = [
         TEACHER_INTRO,
         f"# Safety policy ({policy.name} v{policy.version})\n{policy.text()}",
         "# What the assistant sees\n"
-        f"The image: {caption.strip()}\n\n"
+        f"{seen}\n\n"
         f"The user's question: {question.strip()}",
     ]
     if section is not None:
         parts.append(f"Likely relevant policy section: {section.title} (check this yourself).")
-    parts.append(_TASK.format(labels=", ".join(labels), labels_bar=" | ".join(labels)))
+    parts.append(_TASK.format(labels=", ".join(labels), labels_bar=" | ".join(labels),
+                              refer=_REFER_ONE if len(captions) == 1 else _REFER_MANY,
+                              the_image="the image" if len(captions) == 1 else "the images",
+                              show="shows" if len(captions) == 1 else "show"))
     parts.append(_WITH_REFERENCE.format(reference=reference.strip()) if reference else _WITHOUT_REFERENCE)
     parts.append(_FORMAT)
     return "\n\n".join(parts)

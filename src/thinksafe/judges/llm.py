@@ -67,7 +67,9 @@ class LLMJudge(Judge):
         self.backend = backend
         self.rubric = rubric or SafeUnsafeRubric()
         self.name = f"llm:{self.rubric.name}"
-        self.settings = GenerationSettings(max_tokens=max_tokens, temperature=temperature, seed=0)
+        # A rubric may ask for request options of its own (e.g. a JSON-schema reply, MIS).
+        extra = dict(getattr(self.rubric, "settings_extra", None) or {})
+        self.settings = GenerationSettings(max_tokens=max_tokens, temperature=temperature, seed=0, extra=extra)
 
     def fingerprint_config(self) -> dict[str, Any]:
         return {"name": self.name, "rubric": self.rubric.name, "rubric_version": self.rubric.version,
