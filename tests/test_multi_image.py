@@ -214,6 +214,16 @@ def test_mis_source_as_released_and_its_own_thought(pics, tmp_path):
     stats = json.loads((tmp_path / "released" / "stats.json").read_text())
     assert stats["as_released"] and stats["requests"] == 0
 
+    # `thinksafe train --data mis:PATH` trains on the same rows as released (here: exported for LLaMA-Factory)
+    result = cli("train", "--data", f"mis:{data}", "--model", "hf/Qwen/Qwen2-VL-7B-Instruct", "--family", "qwen2_vl",
+                 "--out", tmp_path / "train", "--export", "llamafactory")
+    assert "2 rows as released (1 rejected)" in " ".join(result.output.split())
+    folder = tmp_path / "train" / "llamafactory"
+    exported = json.loads((folder / json.loads((folder / "dataset_info.json").read_text())["thinksafe_sft"]
+                           ["file_name"]).read_text())
+    assert [row["conversations"][1]["value"] for row in exported] == \
+        [rows["mis:11"]["conversations"][1]["value"], prose]
+
     # The TiS stages: the row with its own thought keeps it (no request); the prose row is captioned and thought.
     script = Script(pics)
     with ScriptedServer(script) as server:

@@ -13,7 +13,8 @@ Opt = typer.Option
 
 
 def train_cmd(
-    data: Annotated[Optional[Path], Opt(help="ShareGPT/TRL JSON[L] or the TiS file.")] = None,
+    data: Annotated[Optional[Path], Opt(help="ShareGPT/TRL JSON[L] or the TiS file; or a data-builder source "
+                                            "KIND:PATH (mis:, vlguard:, spavl:, tis:...), its rows as released.")] = None,
     model: Annotated[Optional[str], Opt(help="hf/PATH_OR_HUB_ID of the base model.")] = None,
     out: Annotated[Optional[Path], Opt(help="Output folder (adapter or model, logs, checkpoints).")] = None,
     config: Annotated[Optional[Path], Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
@@ -56,6 +57,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune a VLM on safety-thinking data (loss on the assistant answer only)."""
     from ..train.config import build_config
+    from ..train.data import released_source
 
     flags = dict(data=data, model=model, out=out, image_root=image_root, method=method, lora_r=lora_r,
                    lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_target=lora_target,
@@ -68,6 +70,7 @@ def train_cmd(
     cfg = build_config(config, **flags)
     if launch is not None and export is not None:
         raise UsageError("--launch and --export do not go together")
+    cfg = released_source(cfg, lambda line: _console().print(line, highlight=False))
     if launch is not None:
         _launch(cfg, launch, launcher_config, num_gpus, run)
     elif export is not None:

@@ -242,3 +242,29 @@ def _relative(path: str, root: Path | None) -> str:
         return str(Path(path).resolve().relative_to(root.resolve()))
     except ValueError:
         return path
+
+
+def released_source(cfg, echo) -> Any:
+    """``cfg`` itself, or, when its ``data`` is a data-builder source (``mis:PATH``,
+    ``vlguard:PATH``, ``spavl:PATH``, ``tis:PATH``...), ``cfg`` training on that source's rows
+    as released, built into ``OUT/data`` first (no model is asked: the rows are kept as the
+    source gives them, thoughts included; ``thinksafe data build`` regenerates thoughts)."""
+    import dataclasses
+
+    from ..data.sources import ADAPTERS
+
+    kind, sep, _ = str(cfg.data).partition(":")
+    if not sep or kind not in ADAPTERS or Path(cfg.data).exists():
+        return cfg
+    from ..data.build import BuildConfig, run_build
+    from ..errors import UsageError
+
+    folder = Path(cfg.out) / "data"
+    stats = run_build(BuildConfig(sources=[cfg.data], captioner=None, teacher=None, out=folder, as_released=True,
+                                  name=kind))
+    kept = stats["counts"]["kept"]
+    if not kept:
+        raise UsageError(f"--data {cfg.data}: no usable row (see {folder / 'rejected.jsonl'})")
+    echo(f"{cfg.data}: {kept} rows as released ({stats['counts']['rejected']} rejected) -> {folder / 'tis.json'}")
+    return dataclasses.replace(cfg, data=str(folder / "tis.json"), image_root=None)
+
