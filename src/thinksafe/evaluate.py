@@ -22,17 +22,22 @@ from typing import Any, TypeVar
 from .benchmarks import Benchmark, Result, get_benchmark
 from .errors import UserError
 from .judges import Judge, make_judge, run_judge_spec
+from .judges.process import JudgeProcess
 from .models import Backend, BackendError, GenerationSettings, check_spec, get_backend, sample_messages
 from .models.base import Message
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
-from .report.files import write_results
 from .runinfo import check_benchmark_files, write_run_json
 from .store import Store
 from .store.sqlite import generation_id
 
 T = TypeVar("T")
+
+JUDGE_PROCESS_AT = 64
+"""With this many requests in flight or more, a local judge (rules) runs in a worker process."""
+JUDGE_BATCH = 64
+"""Samples per round trip to that process."""
 
 
 @dataclass
@@ -177,10 +182,16 @@ class Evaluation:
     async def _pipeline(self) -> None:
         gen_workers = self._gen_concurrency()
         judge_workers = max(1, self.judge.concurrency)
-        gen_q: asyncio.Queue = asyncio.Queue(maxsize=2 * gen_workers)
+        # Each queued request holds its encoded images: room for one loader batch beyond the workers.
+        gen_q: asyncio.Queue = asyncio.Queue(maxsize=max(gen_workers, 64))
         judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
-        judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        process = None
+        if self.judge.local and gen_workers >= JUDGE_PROCESS_AT:
+            process = JudgeProcess(self.judge)
+            judges = [asyncio.create_task(self._judge_batches(judge_q, process)) for _ in range(2)]
+        else:
+            judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
         drained = asyncio.create_task(self._drain(gen_q, judge_q))
         try:
             # Workers run until cancelled: one that ends has failed, and its error ends the run.
@@ -193,6 +204,8 @@ class Evaluation:
             for t in (drained, *gens, *judges):
                 t.cancel()
             await asyncio.gather(drained, *gens, *judges, return_exceptions=True)
+            if process is not None:
+                process.close()
 
     async def _drain(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
         error: UserError | None = None
@@ -272,25 +285,59 @@ class Evaluation:
                 judge_q.task_done()
 
     async def _judge_sample(self, sample: Sample, gen: Generation, gen_id: str | None = None) -> None:
-        """Judge every target not judged yet; ``gen_id``: the id of a generation
-        made in this run (no verdict on it can be stored yet), else None."""
+        """Judge every target not judged yet, storing each verdict as it comes."""
+        gen_id, given, asks = self._plan(sample, gen, gen_id)
+        self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, given)
+        for target, text in asks:
+            self.stats.judge_requests += 1
+            judgment = await self.judge.judge(sample, text, target)
+            self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, [judgment])
+        self.stats.judged += 1
+
+    async def _judge_batches(self, judge_q: asyncio.Queue, process: JudgeProcess) -> None:
+        """Judge what is queued, up to :data:`JUDGE_BATCH` samples at a time, in the
+        judge's worker process once it is ready (in this one until then), storing
+        each sample's verdicts in one write."""
+        while True:
+            batch = [await judge_q.get()]
+            while len(batch) < JUDGE_BATCH and not judge_q.empty():
+                batch.append(judge_q.get_nowait())
+            try:
+                plans = [self._plan(*item) for item in batch]
+                asks = [(item[0], text, target) for item, (_, _, todo) in zip(batch, plans) for target, text in todo]
+                verdicts = iter(await process.judge_many(asks))
+                self.stats.judge_requests += len(asks)
+                for (sample, _, _), (gen_id, given, todo) in zip(batch, plans):
+                    given += [next(verdicts) for _ in todo]
+                    self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, given)
+                    self.stats.judged += 1
+                    self._progress()
+            finally:
+                for _ in batch:
+                    judge_q.task_done()
+
+    def _plan(self, sample: Sample, gen: Generation,
+              gen_id: str | None) -> tuple[str, list[Judgment], list[tuple[str, str]]]:
+        """What judging one generation takes: (its id, the verdicts given without the
+        judge, the (target, text) pairs to ask it about). Targets judged already are
+        left out, unless their verdict was an error. ``gen_id``: the id of a
+        generation made in this run (no verdict on it can be stored yet), else None."""
         if gen_id is None:
             done = self.store.get_judgments(self.judge_key, self.gen_key, sample, gen)
             gen_id = generation_id(sample.content_hash(), gen)
         else:
             done = {}
+        given, asks = [], []
         for target in self.judge.targets:
             old = done.get(target)
             if old is not None and "error" not in old.extra:
                 continue
             text = target_text(gen, target)
-            if not text.strip():
-                judgment = Judgment(target, MISSING, raw="")
+            if text.strip():
+                asks.append((target, text))
             else:
-                self.stats.judge_requests += 1
-                judgment = await self.judge.judge(sample, text, target)
-            self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, [judgment])
-        self.stats.judged += 1
+                given.append(Judgment(target, MISSING, raw=""))
+        return gen_id, given, asks
 
     def _progress(self) -> None:
         if self.on_progress:
@@ -301,6 +348,8 @@ class Evaluation:
         return iter_results(self.store, self.bench.name, self.gen_key, self.judge_key)
 
     def write_results(self) -> dict[str, Any]:
+        from .report.files import write_results  # numpy and the metrics: not needed before the first request
+
         return write_results(self.out, self.bench, self.results, header={
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
             "model": self.cfg.model, "judge": self.judge.name, "judge_spec": self.judge_spec,
@@ -308,16 +357,18 @@ class Evaluation:
 
 
 async def prefetch(items: Iterator[Sample], then: Callable[[list[Sample]], list[T]],
-                   batch: int = 64) -> AsyncIterator[T]:
-    """Load samples in a thread, a batch per hop, and pass each batch through
-    ``then`` in that thread too: one hop per sample would pace the whole run at
-    one sample per event-loop turn. A loader error comes after the samples read
-    before it."""
+                   batch: int = 64, first: int = 8) -> AsyncIterator[T]:
+    """Load samples in a thread, a batch per hop (``first`` in the first one, so
+    that the first request goes out soon), and pass each batch through ``then``
+    in that thread too: one hop per sample would pace the whole run at one sample
+    per event-loop turn. A loader error comes after the samples read before it."""
+    size = first
+
     def take() -> tuple[list[T], BaseException | None]:
         chunk: list[Sample] = []
         error = None
         try:
-            chunk.extend(itertools.islice(items, batch))
+            chunk.extend(itertools.islice(items, size))
         except Exception as exc:  # noqa: BLE001 - raised below, after the good samples
             error = exc
         for sample in chunk:
@@ -326,6 +377,7 @@ async def prefetch(items: Iterator[Sample], then: Callable[[list[Sample]], list[
 
     while True:
         done, error = await asyncio.to_thread(take)
+        size = batch
         for item in done:
             yield item
         if error is not None:

@@ -414,9 +414,12 @@ def _compiled(signals: tuple[Signal, ...], ascii_only: bool) -> tuple[tuple[Sign
                  if not ascii_only or not s.anchors or any(a.isascii() for a in s.anchors))
 
 
-_RX = {(side, ascii_only): _compiled(signals, ascii_only)
-       for side, signals in ((REFUSAL, REFUSAL_SIGNALS), (COMPLIANCE, COMPLIANCE_SIGNALS))
-       for ascii_only in (False, True)}
+@lru_cache(maxsize=None)
+def _rx(side: str, ascii_only: bool) -> tuple[tuple[Signal, re.Pattern], ...]:
+    """The compiled signals of one side, compiled when first needed (importing the judge stays cheap)."""
+    return _compiled(REFUSAL_SIGNALS if side == REFUSAL else COMPLIANCE_SIGNALS, ascii_only)
+
+
 _SENTENCE_END = re.compile(r"(?<!\d)[.!?]+(?=\s|$)|[\u3002\uff01\uff1f]+|\n+")
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
 _MARKUP = re.compile(r"\*\*|__|^#+\s*", re.MULTILINE)
@@ -548,7 +551,7 @@ class _Reading:
     def hits(self, side: str) -> list[Hit]:
         found = self._hits.get(side)
         if found is None:
-            found = self._hits[side] = tuple(_find(self.text, _RX[side, self.ascii_only], self.ends))
+            found = self._hits[side] = tuple(_find(self.text, _rx(side, self.ascii_only), self.ends))
         return list(found)
 
 
@@ -618,6 +621,7 @@ RULES_DIGEST = rules_digest()
 class RefusalJudge(Judge):
     name = "refusal"
     version = "2"
+    local = True
 
     def fingerprint_config(self) -> dict:
         return {"name": self.name, "version": self.version, "rules": RULES_DIGEST}
