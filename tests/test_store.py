@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -48,6 +49,39 @@ def test_reads_see_pending_writes_and_commits_are_grouped(tmp_path):
     finally:
         store.close()  # commits
     assert committed(path, "SELECT id FROM samples") == [("1",)]
+
+
+def test_writes_from_several_threads_keep_their_order_and_batches_are_one_write(tmp_path):
+    path = tmp_path / "store.sqlite"
+    store = Store(path)
+    try:
+        s = sample("1")
+        first = store.put_generation("g", s, GEN)
+        store.put_judgments("j", "g", s, first, [Judgment("answer", "safe"), Judgment("full", "unsafe")])
+        worker = threading.Thread(target=lambda: store.put_samples([sample(str(i)) for i in range(3)], 10))
+        worker.start()
+        worker.join()
+        second = Generation(raw="b", answer="b", full="b")
+        assert store.put_generation("g", s, second) != first  # queued after the verdicts: it voids them
+        assert store.get_judgments("j", "g", s, GEN) == {}
+        assert [(x.id, x.prompt) for x in store.iter_samples("b")] == [("0", "p"), ("1", "p"), ("2", "p")]
+    finally:
+        store.close()
+    assert committed(path, "SELECT id, seq FROM samples ORDER BY seq") == [("0", 10), ("1", 11), ("2", 12)]
+
+
+def test_a_write_that_fails_in_the_writer_thread_is_raised_to_the_next_caller(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        store._write("INSERT INTO no_such_table VALUES (?)", (1,))  # queued: the caller does not wait
+        deadline = time.monotonic() + 10
+        while store._error is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        with pytest.raises(RuntimeError, match="a write failed: no such table: no_such_table"):
+            store.put_cached("ns", "k", {"v": 1})
+    finally:
+        with pytest.raises(RuntimeError, match="a write failed"):
+            store.close()
 
 
 def test_the_clock_commits_a_lone_write(tmp_path):

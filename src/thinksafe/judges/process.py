@@ -126,28 +126,36 @@ class JudgeProcess:
 
 
 def serve(conn: Connection) -> None:
-    """The worker's loop: receive the judge, then batches of asks; reply with verdicts."""
+    """The worker's loop: receive the judge, then batches of asks; reply with verdicts.
+    It ends when the socket closes (the run is over, or its process is gone)."""
     try:
         judge: Judge = conn.recv()
-    except Exception:  # noqa: BLE001 - the run judges without us
-        conn.send(("error", traceback.format_exc()))
+    except (EOFError, OSError):
+        return
+    except Exception:  # noqa: BLE001 - it cannot load the judge: the run judges without us
+        _reply(conn, ("error", traceback.format_exc()))
         return
     loop = asyncio.new_event_loop()
 
     async def judge_all(asks: list[Ask]) -> list[Judgment]:
         return [await judge.judge(sample, text, target) for sample, text, target in asks]
 
-    conn.send(("ok", "ready"))
-    while True:
+    ok = _reply(conn, ("ok", "ready"))
+    while ok:
         try:
             asks = conn.recv()
-        except (EOFError, OSError):  # the run is over, or its process is gone
+        except (EOFError, OSError):
             return
         try:
             reply = ("ok", loop.run_until_complete(judge_all(asks)))
         except Exception:  # noqa: BLE001 - a bug in the judge: shown by the run, with its traceback
             reply = ("error", traceback.format_exc())
-        try:
-            conn.send(reply)
-        except OSError:
-            return
+        ok = _reply(conn, reply)
+
+
+def _reply(conn: Connection, message: tuple) -> bool:
+    try:
+        conn.send(message)
+        return True
+    except OSError:
+        return False
