@@ -180,6 +180,26 @@ def test_a_new_generation_voids_the_verdicts_of_every_judge(tmp_path):
         store.close()
 
 
+def test_results_are_read_in_load_order_with_only_the_verdicts_on_their_generation(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        ok, changed, failed, bare = sample("a"), sample("b"), Sample("c", "b", "p", error="row 3: bad"), sample("d")
+        for s in (ok, changed, failed, bare):
+            store.put_generation("g", s, GEN)
+        store.put_judgment("j", "g", ok, GEN, Judgment("answer", "safe"))
+        store.put_judgment("other", "g", ok, GEN, Judgment("answer", "unsafe"))
+        stale = Generation(raw="old", answer="old")
+        store.put_judgment("j", "g", ok, stale, Judgment("full", "unsafe"))  # judged another generation
+        store.put_samples([bare, sample("b", prompt="edited"), failed, ok], 0)
+        got = [(s.id, gen, {t: j.label for t, j in js.items()}) for s, gen, js in store.iter_results("b", "g", "j")]
+        assert got == [("d", GEN, {}), ("b", None, {}), ("c", None, {}), ("a", GEN, {"answer": "safe"})]
+        assert [(s.id, g, js) for s, g, js in store.iter_results("b", "g", "j")] == [
+            (s.id, g, store.get_judgments("j", "g", s, g) if g else {})
+            for s in store.iter_samples("b") for g in [None if s.error else store.get_generation("g", s)]]
+    finally:
+        store.close()
+
+
 def test_benchmarks_with_the_same_ids_do_not_mix(tmp_path):
     store = Store(tmp_path / "store.sqlite")
     try:

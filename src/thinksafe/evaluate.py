@@ -388,9 +388,7 @@ async def prefetch(items: Iterator[Sample], then: Callable[[list[Sample]], list[
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:
     """Stream every sample of the latest run with its generation and judgments."""
-    for sample in store.iter_samples(benchmark):
-        gen = None if sample.error else store.get_generation(gen_key, sample)
-        judgments = store.get_judgments(judge_key, gen_key, sample, gen) if gen else {}
+    for sample, gen, judgments in store.iter_results(benchmark, gen_key, judge_key):
         yield Result(sample, gen, judgments)
 
 

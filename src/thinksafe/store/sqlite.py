@@ -30,6 +30,7 @@ A store of schema 1 (keys without the benchmark) is migrated when opened.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sqlite3
 import threading
@@ -286,17 +287,45 @@ class Store:
         sql, params = "SELECT data FROM samples ORDER BY benchmark, seq", ()
         if benchmark:
             sql, params = "SELECT data FROM samples WHERE benchmark = ? ORDER BY seq", (benchmark,)
+        for (data,) in self._stream(sql, params):
+            yield Sample.from_json(data)
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        """The rows of a query, streamed: a cursor of its own, the lock held only while fetching."""
         cur = self._db.cursor()
-        # A separate cursor streams rows without holding the lock across yields.
         with self._db_lock:
             self._sync()
             rows = cur.execute(sql, params)
             batch = rows.fetchmany(500)
         while batch:
-            for (data,) in batch:
-                yield Sample.from_json(data)
+            yield from batch
             with self._db_lock:
                 batch = rows.fetchmany(500)
+
+    def iter_results(self, benchmark: str, gen_key: str,
+                     judge_key: str) -> Iterator[tuple[Sample, Generation | None, dict[str, Judgment]]]:
+        """Each sample of the benchmark's latest run, in load order, with what
+        :meth:`get_generation` and :meth:`get_judgments` give for it (no generation
+        for a sample with an error), read in one streamed query."""
+        rows = self._stream(
+            "SELECT s.id, s.data, g.sample_hash, g.data, j.target, j.gen_id, j.data FROM samples s "
+            "LEFT JOIN generations g ON g.gen_key = ? AND g.benchmark = s.benchmark AND g.sample_id = s.id "
+            "LEFT JOIN judgments j ON j.judge_key = ? AND j.gen_key = ? AND j.benchmark = s.benchmark "
+            "AND j.sample_id = s.id WHERE s.benchmark = ? ORDER BY s.seq",
+            (gen_key, judge_key, gen_key, benchmark))
+        for _, group in itertools.groupby(rows, key=lambda row: row[0]):
+            _, data, sample_hash, gen_data, *judgment = next(group)
+            sample = Sample.from_json(data)
+            if sample.error or gen_data is None or sample_hash != sample.content_hash():
+                yield sample, None, {}
+                continue
+            gen = Generation.from_json(gen_data)
+            gen_id = generation_id(sample_hash, gen)  # as get_judgments: of the record as this version reads it
+            judgments = {}
+            for target, judged, jdata in [judgment, *(row[4:] for row in group)]:
+                if target is not None and judged == gen_id:
+                    judgments[target] = Judgment.from_json(jdata)
+            yield sample, gen, judgments
 
     # ---- generations ---------------------------------------------------------------
     def put_generation(self, gen_key: str, sample: Sample, gen: Generation) -> str:
