@@ -8,9 +8,15 @@
   drain are a small part of the run. Printed: achieved / ideal (C / latency)
   from the servers' own request logs -- "steady": completions per second in
   the middle 80% of the run, "overall": all requests over first start to last
-  end; start-up (process start to the first request the server sees); peak
-  RSS; and the same ratios for a minimal threaded reference client run on the
-  same workload in the same session (thinksafe / reference).
+  end; start-up (process start to the first request the server sees); CPU
+  milliseconds per sample (user + system, the client's process and its judge
+  worker together, start-up and the final report included); peak RSS of the
+  client's process; and the same for a minimal threaded reference client run
+  on the same workload in the same session (load, encode, post, parse, the
+  refusal rule on the thinking, the answer and the whole output; no store, no
+  checks), with the ratio thinksafe / reference of the steady rates. Each
+  server reply names its request's number, so no two texts to judge are the
+  same. The load average is printed with the table.
 * start-up: wall time of `thinksafe --help`, and whether an API-only eval
   imports torch;
 * streaming: peak RSS of an eval over N synthetic FigStep rows (images are hard
@@ -45,7 +51,8 @@ import latency_server  # noqa: E402
 from scripted_server import Reply, ScriptedServer  # noqa: E402
 
 # Runs `thinksafe` in-process after optionally registering a judge that judges
-# nothing ("judge off"), then prints the peak RSS.
+# nothing ("judge off"), then prints the peak RSS and the CPU seconds of the
+# process and of its worker (the judge's, at 64 or more requests in flight).
 LAUNCHER = """
 import resource, sys
 if sys.argv[1] == "--judge-off":
@@ -67,8 +74,8 @@ try:
 except SystemExit as exc:
     if exc.code:
         raise
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime)
 """
 
 
