@@ -107,7 +107,7 @@ WRITER = textwrap.dedent("""
     i = 0
     while True:
         store.put_generation("g", Sample(str(i), "b", "p"), Generation(raw="x" * 300, latency_s=i))
-        print(i, time.time(), flush=True)  # after the write returned
+        print(f"{i} {time.time()}", flush=True)  # after the write returned; one string: one write(2)
         i += 1
         if mode == "burst" and i % 100 == 0:
             time.sleep(0.03)  # pauses: the last writes of each burst wait for the clock

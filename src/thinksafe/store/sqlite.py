@@ -3,10 +3,12 @@
 Writes are grouped (group commit): a write is queued and returns at once; a
 writer thread runs the queue in one open transaction and commits it
 :data:`COMMIT_INTERVAL_S` (5 ms) after the oldest write in it was queued (at
-once when :data:`COMMIT_MAX_WRITES` are queued). A run with hundreds of
-requests in flight thus pays one commit per few ms, not one per result, its
-event loop never waits for SQLite, and a process killed at any moment loses
-only the results of its last few milliseconds (asked again on the next run).
+once when :data:`COMMIT_MAX_WRITES` are queued; should the writer thread be
+held up, the first write that finds the oldest one twice that old commits the
+queue itself). A run with hundreds of requests in flight thus pays one commit
+per few ms, not one per result, its event loop does not wait for SQLite, and
+a process killed at any moment loses only the results of its last few
+milliseconds (asked again on the next run).
 A read runs the queue first, on the same connection, so it sees every write
 made before it, committed or not; ``flush()`` and ``close()`` commit. A write
 that fails in the writer thread is raised to the next caller.
@@ -46,8 +48,7 @@ SCHEMA_VERSION = 2
 COMMIT_INTERVAL_S = 0.005
 """Longest time a write waits for its commit (plus the commit's own duration)."""
 COMMIT_MAX_WRITES = 1000
-"""This many queued writes are committed at once; twice as many make the writer
-wait for them (the writer thread is behind)."""
+"""This many queued writes are committed at once."""
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -158,20 +159,25 @@ class Store:
     def _write_many(self, statements: tuple[tuple[str, list[tuple]], ...]) -> None:
         """Queue each statement, to run once per row of its parameters, for the open transaction.
 
-        The caller never waits for SQLite (unless the writer thread is far behind):
-        the writer thread runs the queue and commits it once its oldest write is
-        ``commit_interval_s`` old; a read runs the queue first.
+        The writer thread runs the queue and commits it once its oldest write is
+        ``commit_interval_s`` old; a read runs the queue first. The caller does
+        not wait for SQLite, unless the writer thread is held up (a thread that
+        keeps the GIL busy can starve it): a write that finds the oldest one
+        twice that old, or :data:`COMMIT_MAX_WRITES` twice over, commits the
+        queue itself, so that no write waits much longer than its bound.
         """
         with self._state:
             self._check_open()
             self._pending.append(statements)
+            now = time.monotonic()
             if self._oldest is None:
-                self._oldest = time.monotonic()
+                self._oldest = now
                 self._state.notify()  # the writer starts its clock
             elif len(self._pending) == COMMIT_MAX_WRITES:
                 self._state.notify()
-            behind = len(self._pending) >= 2 * COMMIT_MAX_WRITES
-        if behind:
+            late = (now - self._oldest >= 2 * self.commit_interval_s
+                    or len(self._pending) >= 2 * COMMIT_MAX_WRITES)
+        if late:
             self.flush()
 
     def _check_open(self) -> None:
