@@ -119,7 +119,9 @@ class _LazyBackend:
             return self._backend
 
     async def get(self) -> Backend:
-        return self._backend or await asyncio.to_thread(self.get_sync)
+        if self._backend is not None:
+            return self._backend
+        return await asyncio.to_thread(self.get_sync)
 
     def stats(self) -> dict[str, Any]:
         return self._backend.stats() if self._backend is not None else {}

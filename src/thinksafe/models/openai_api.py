@@ -50,12 +50,8 @@ class BadResponse(Exception):
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
-def image_data_url(path: str) -> str:
-    """The file's own bytes as a data URL (no re-encoding, so nothing is lost)."""
-    return _data_url(path).decode()
-
-
 def _data_url(path: str) -> bytes:
+    """The file's own bytes as a data URL (no re-encoding, so nothing is lost)."""
     mime = _MIME.get(os.path.splitext(path)[1].lower()) or mimetypes.guess_type(path)[0] or "image/png"
     return b"data:" + mime.encode() + b";base64," + base64.b64encode(Path(path).read_bytes())
 
@@ -65,9 +61,14 @@ PREPARE_MAX_BYTES = 256 * 1024
 larger ones when sent, so the requests waiting in the run's queue stay small."""
 
 
-def _image_url(part: dict[str, Any]) -> str:
+def _part_data_url(part: dict[str, Any]) -> bytes:
+    """An image part's data URL: encoded ahead of time (:func:`prepare_messages`) or now."""
     data = part.get("data_url")
-    return data.decode() if data is not None else image_data_url(part["path"])
+    return data if data is not None else _data_url(part["path"])
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    return _part_data_url(part).decode()
 
 
 def to_openai_messages(messages: list[Message], image_url=_image_url) -> list[dict[str, Any]]:
@@ -122,8 +123,7 @@ def request_body(model: str, messages: list[Message], settings: GenerationSettin
         return json.dumps({**body, "messages": to_openai_messages(messages)}).encode()
     out = [parts[0]]
     for image, rest in zip(images, parts[1:]):
-        data = image.get("data_url")
-        out += [data if data is not None else _data_url(image["path"]), rest]
+        out += [_part_data_url(image), rest]
     return b"".join(out)
 
 
