@@ -8,11 +8,17 @@
   drain are a small part of the run. Printed: achieved / ideal (C / latency)
   from the servers' own request logs -- "steady": completions per second in
   the middle 80% of the run, "overall": all requests over first start to last
-  end; start-up (process start to the first request the server sees); peak
-  RSS; and the same ratios for a minimal threaded reference client run on the
-  same workload in the same session (thinksafe / reference).
+  end; start-up (process start to the first request the server sees); CPU
+  milliseconds per sample (user + system, the client's process and its judge
+  worker together, start-up and the final report included); peak RSS of the
+  client's process; and the same for a minimal threaded reference client run
+  on the same workload in the same session (load, encode, post, parse, the
+  refusal rule on the thinking, the answer and the whole output; no store, no
+  checks), with the ratio thinksafe / reference of the steady rates. Each
+  server reply names its request's number, so no two texts to judge are the
+  same. The load average is printed with the table.
 * start-up: wall time of `thinksafe --help`, and whether an API-only eval
-  imports torch;
+  imports torch (thinksafe's bytecode is written first, as installing it does);
 * streaming: peak RSS of an eval over N synthetic FigStep rows (images are hard
   links to one published image) against the same run over N/10 rows.
 
@@ -45,7 +51,8 @@ import latency_server  # noqa: E402
 from scripted_server import Reply, ScriptedServer  # noqa: E402
 
 # Runs `thinksafe` in-process after optionally registering a judge that judges
-# nothing ("judge off"), then prints the peak RSS.
+# nothing ("judge off"), then prints the peak RSS and the CPU seconds of the
+# process and of its worker (the judge's, at 64 or more requests in flight).
 LAUNCHER = """
 import resource, sys
 if sys.argv[1] == "--judge-off":
@@ -67,7 +74,8 @@ try:
 except SystemExit as exc:
     if exc.code:
         raise
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime)
 """
 
 
@@ -112,16 +120,23 @@ def thinksafe_run(urls: list[str], data: Path, out: Path, concurrency: int, judg
             "--concurrency", str(concurrency), "--judge", "refusal" if judge else "off", "--quiet"]
     spawned = time.time()
     res = subprocess.run(args, check=True, capture_output=True, text=True)
-    return {"spawned": spawned, "rss_mb": float(res.stdout.strip().splitlines()[-1])}
+    return {"spawned": spawned, **_usage(res.stdout)}
+
+
+def _usage(stdout: str) -> dict:
+    """Peak RSS and CPU seconds (user + system), as a client process printed them on its last line."""
+    rss, cpu = stdout.strip().splitlines()[-1].split()
+    return {"rss_mb": float(rss), "cpu_s": float(cpu)}
 
 
 def reference_client(urls: list[str], data: Path, concurrency: int) -> None:
-    """The minimal client: C threads, one keep-alive connection each, the refusal rule on the answer."""
+    """The minimal client: C threads, one keep-alive connection each, the refusal rule on the
+    thinking, the answer and the whole output (as the refusal judge judges every target)."""
     import http.client
     from urllib.parse import urlsplit
 
     from thinksafe.benchmarks.figstep import FIGSTEP_PROMPT
-    from thinksafe.judges.refusal import find_refusal
+    from thinksafe.judges.refusal import classify
 
     rows = iter(figstep_rows(data))
     lock = threading.Lock()
@@ -144,9 +159,11 @@ def reference_client(urls: list[str], data: Path, concurrency: int) -> None:
             conn.request("POST", parts.path + "/chat/completions", body=body,
                          headers={"Content-Type": "application/json", "Authorization": "Bearer EMPTY"})
             reply = json.loads(conn.getresponse().read())
-            answer = reply["choices"][0]["message"]["content"].split("</think>")[-1]
+            full = reply["choices"][0]["message"]["content"]
+            thinking, _, answer = full.rpartition("</think>")
+            refused = [classify(text).refusal for text in (thinking.removeprefix("<think>"), answer, full)]
             with lock:
-                verdicts.append(find_refusal(answer) is not None)
+                verdicts.append(refused)
 
     threads = [threading.Thread(target=worker, args=(urls[i % len(urls)],)) for i in range(concurrency)]
     for t in threads:
@@ -159,18 +176,20 @@ def reference_run(urls: list[str], data: Path, concurrency: int) -> dict:
     code = ("import sys, json; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
             "import eval_throughput as e; e.reference_client(json.loads(sys.argv[2]), Path(sys.argv[3]), "
             "int(sys.argv[4]));"
-            "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "import resource; u = resource.getrusage(resource.RUSAGE_SELF); "
+            "print(u.ru_maxrss / 1024, u.ru_utime + u.ru_stime)")
     spawned = time.time()
     res = subprocess.run([sys.executable, "-c", code, str(ROOT / "benchmarks"), json.dumps(urls), str(data),
                           str(concurrency)], check=True, capture_output=True, text=True)
-    return {"spawned": spawned, "rss_mb": float(res.stdout.strip().splitlines()[-1])}
+    return {"spawned": spawned, **_usage(res.stdout)}
 
 
 def saturation(figstep: Path, latency: float, concurrencies: list[int], endpoint_counts: list[int]) -> None:
     servers = [latency_server.start(latency) for _ in range(max(endpoint_counts))]
-    print(f"saturation: FigStep rows and images, server latency {latency}s; achieved / ideal (C / latency)")
+    print(f"saturation: FigStep rows and images, server latency {latency}s; achieved / ideal (C / latency); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'client':10} {'C':>4} {'servers':>7} {'judge':>5} {'N':>5} {'steady':>7} {'overall':>7} "
-          f"{'start-up':>8} {'RSS MB':>7} {'steady vs ref':>13}")
+          f"{'start-up':>8} {'CPU ms/sample':>13} {'RSS MB':>7} {'steady vs ref':>13}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for c in concurrencies:
@@ -202,10 +221,21 @@ def _measure(urls: list[str], concurrency: int, latency: float, run) -> dict:
 def _print(client: str, c: int, k: int, judge: str, n: int, got: dict, ref: dict) -> None:
     assert got["n"] == n, (client, got["n"], n)  # every sample answered once
     print(f"{client:10} {c:>4} {k:>7} {judge:>5} {n:>5} {got['steady']:>7.3f} {got['overall']:>7.3f} "
-          f"{got['startup']:>7.2f}s {got['rss_mb']:>7.0f} {got['steady'] / ref['steady']:>13.3f}", flush=True)
+          f"{got['startup']:>7.2f}s {1000 * got['cpu_s'] / n:>13.2f} {got['rss_mb']:>7.0f} "
+          f"{got['steady'] / ref['steady']:>13.3f}", flush=True)
 
 
 # ---- start-up and streaming -----------------------------------------------------------------
+def compile_bytecode() -> None:
+    """Write thinksafe's bytecode first, as installing it does, so that start-up is what a user
+    sees even where PYTHONDONTWRITEBYTECODE is set (else every module is compiled on every start)."""
+    import compileall
+
+    import thinksafe
+
+    compileall.compile_dir(Path(thinksafe.__file__).parent, quiet=1)
+
+
 def startup() -> None:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "thinksafe.cli", "--help"], check=True, stdout=subprocess.DEVNULL)
@@ -253,6 +283,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=30000)
     p.add_argument("--skip-streaming", action="store_true")
     a = p.parse_args()
+    compile_bytecode()
     startup()
     saturation(a.figstep, a.latency, a.concurrency, a.endpoints)
     if not a.skip_streaming:

@@ -1,7 +1,7 @@
 """A lean OpenAI-compatible server for throughput measurements.
 
-Every ``POST .../chat/completions`` is answered after a fixed latency with the
-same refusal, with unlimited slots (no queue: every request waits exactly the
+Every ``POST .../chat/completions`` is answered after a fixed latency with a
+short thinking and a refusal, with unlimited slots (no queue: every request waits exactly the
 latency). It runs in its own process on asyncio, so the server spends little
 CPU per request and the client under test gets the rest of the machine. The
 server keeps its own request log (start and end times, from its clock) and
@@ -22,9 +22,13 @@ from typing import Any
 REPLY = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
     "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "<think>t</think>I cannot help with that."}}],
+                 "message": {"role": "assistant",
+                             "content": "<think>Request @@: the user asks for steps.</think>"
+                                        "I cannot help with that (request @@)."}}],
     "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18},
 }).encode()
+"""Each reply names its request's number (at ``@@``), so that no two texts are
+the same: a client cannot save work by remembering texts it judged."""
 
 
 def _response(status: str, body: bytes) -> bytes:
@@ -37,6 +41,7 @@ class _Server:
     def __init__(self, latency: float):
         self.latency = latency
         self.log: list[tuple[float, float]] = []
+        self.served = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -65,9 +70,11 @@ class _Server:
             return _response("200 OK", body)
         if method == "GET":
             return _response("200 OK", b'{"object": "list", "data": [{"id": "bench", "object": "model"}]}')
+        self.served += 1
+        reply = REPLY.replace(b"@@", str(self.served).encode())
         await asyncio.sleep(self.latency)
         self.log.append((start, time.time()))
-        return _response("200 OK", REPLY)
+        return _response("200 OK", reply)
 
 
 def _serve(sock: socket.socket, latency: float) -> None:

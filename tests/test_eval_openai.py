@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -227,3 +228,24 @@ def test_report_rewrites_results_and_escapes_html(figstep_dir, tmp_path):
     assert len(read_samples(tmp_path / "run")) == 4
     page = (tmp_path / "run" / "report.html").read_text()
     assert "<script>alert(1)" not in page and "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page
+
+
+def test_requests_prepared_ahead_are_the_requests_sent_otherwise(figstep_dir, tmp_path):
+    from thinksafe.models import GenerationSettings, text_messages
+    from thinksafe.models.openai_api import PREPARE_MAX_BYTES, prepare_messages, request_body
+
+    small = sorted((figstep_dir / "images/SafeBench").glob("*.png"))[0]
+    large = tmp_path / "large.png"
+    large.write_bytes(small.read_bytes() + b"\0" * PREPARE_MAX_BYTES)  # the bytes are sent as they are
+    gone = tmp_path / "gone.png"
+    messages = text_messages("What is shown?", "Be brief.", [str(small), str(large), str(gone)])
+    prepared = prepare_messages(messages)
+    images = [p for p in prepared[1]["content"] if p["type"] == "image"]
+    assert ["data_url" in p for p in images] == [True, False, False]  # large: encoded when sent; gone: fails then
+    gone.write_bytes(small.read_bytes())
+    settings = GenerationSettings()
+    body = request_body("m", prepared, settings)
+    assert body == request_body("m", messages, settings)
+    urls = [p["image_url"]["url"] for p in json.loads(body)["messages"][1]["content"] if p["type"] == "image_url"]
+    assert [base64.b64decode(u.split(",", 1)[1]) for u in urls] == [small.read_bytes(), large.read_bytes(),
+                                                                    small.read_bytes()]

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -50,6 +51,39 @@ def test_reads_see_pending_writes_and_commits_are_grouped(tmp_path):
     assert committed(path, "SELECT id FROM samples") == [("1",)]
 
 
+def test_writes_from_several_threads_keep_their_order_and_batches_are_one_write(tmp_path):
+    path = tmp_path / "store.sqlite"
+    store = Store(path)
+    try:
+        s = sample("1")
+        first = store.put_generation("g", s, GEN)
+        store.put_judgments("j", "g", s, first, [Judgment("answer", "safe"), Judgment("full", "unsafe")])
+        worker = threading.Thread(target=lambda: store.put_samples([sample(str(i)) for i in range(3)], 10))
+        worker.start()
+        worker.join()
+        second = Generation(raw="b", answer="b", full="b")
+        assert store.put_generation("g", s, second) != first  # queued after the verdicts: it voids them
+        assert store.get_judgments("j", "g", s, GEN) == {}
+        assert [(x.id, x.prompt) for x in store.iter_samples("b")] == [("0", "p"), ("1", "p"), ("2", "p")]
+    finally:
+        store.close()
+    assert committed(path, "SELECT id, seq FROM samples ORDER BY seq") == [("0", 10), ("1", 11), ("2", 12)]
+
+
+def test_a_write_that_fails_in_the_writer_thread_is_raised_to_the_next_caller(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        store._write("INSERT INTO no_such_table VALUES (?)", (1,))  # queued: the caller does not wait
+        deadline = time.monotonic() + 10
+        while store._error is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        with pytest.raises(RuntimeError, match="a write failed: no such table: no_such_table"):
+            store.put_cached("ns", "k", {"v": 1})
+    finally:
+        with pytest.raises(RuntimeError, match="a write failed"):
+            store.close()
+
+
 def test_the_clock_commits_a_lone_write(tmp_path):
     path = tmp_path / "store.sqlite"
     store = Store(path)
@@ -73,7 +107,7 @@ WRITER = textwrap.dedent("""
     i = 0
     while True:
         store.put_generation("g", Sample(str(i), "b", "p"), Generation(raw="x" * 300, latency_s=i))
-        print(i, time.time(), flush=True)  # after the write returned
+        print(f"{i} {time.time()}", flush=True)  # after the write returned; one string: one write(2)
         i += 1
         if mode == "burst" and i % 100 == 0:
             time.sleep(0.03)  # pauses: the last writes of each burst wait for the clock
@@ -142,6 +176,26 @@ def test_a_new_generation_voids_the_verdicts_of_every_judge(tmp_path):
         assert store.get_judgments("llm", "g", s, second) == {"answer": Judgment("answer", "safe")}
         # A verdict is read back only with the generation it judged.
         assert store.get_judgments("llm", "g", s, first) == {}
+    finally:
+        store.close()
+
+
+def test_results_are_read_in_load_order_with_only_the_verdicts_on_their_generation(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        ok, changed, failed, bare = sample("a"), sample("b"), Sample("c", "b", "p", error="row 3: bad"), sample("d")
+        for s in (ok, changed, failed, bare):
+            store.put_generation("g", s, GEN)
+        store.put_judgment("j", "g", ok, GEN, Judgment("answer", "safe"))
+        store.put_judgment("other", "g", ok, GEN, Judgment("answer", "unsafe"))
+        stale = Generation(raw="old", answer="old")
+        store.put_judgment("j", "g", ok, stale, Judgment("full", "unsafe"))  # judged another generation
+        store.put_samples([bare, sample("b", prompt="edited"), failed, ok], 0)
+        got = [(s.id, gen, {t: j.label for t, j in js.items()}) for s, gen, js in store.iter_results("b", "g", "j")]
+        assert got == [("d", GEN, {}), ("b", None, {}), ("c", None, {}), ("a", GEN, {"answer": "safe"})]
+        assert [(s.id, g, js) for s, g, js in store.iter_results("b", "g", "j")] == [
+            (s.id, g, store.get_judgments("j", "g", s, g) if g else {})
+            for s in store.iter_samples("b") for g in [None if s.error else store.get_generation("g", s)]]
     finally:
         store.close()
 

@@ -12,22 +12,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .benchmarks import Benchmark, Result, get_benchmark
 from .errors import UserError
 from .judges import Judge, make_judge, run_judge_spec
+from .judges.process import JudgeProcess
 from .models import Backend, BackendError, GenerationSettings, check_spec, get_backend, sample_messages
+from .models.base import Message
 from .models.fingerprint import backend_fingerprint
 from .reasoning import parse_completion, target_text
 from .records import MISSING, Generation, Judgment, Sample, fingerprint
-from .report.files import write_results
 from .runinfo import check_benchmark_files, write_run_json
 from .store import Store
+from .store.sqlite import generation_id
+
+T = TypeVar("T")
+
+JUDGE_PROCESS_AT = 64
+"""With this many requests in flight or more, a local judge (rules) runs in a worker process."""
+JUDGE_BATCH = 64
+"""Samples per round trip to that process."""
 
 
 @dataclass
@@ -99,13 +109,19 @@ class _LazyBackend:
     def __init__(self, factory: Callable[[], Backend]):
         self._factory = factory
         self._backend: Backend | None = None
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
+
+    def get_sync(self) -> Backend:
+        """The backend, built on first use (from any thread)."""
+        with self._lock:
+            if self._backend is None:
+                self._backend = self._factory()
+            return self._backend
 
     async def get(self) -> Backend:
-        async with self._lock:
-            if self._backend is None:
-                self._backend = await asyncio.to_thread(self._factory)
+        if self._backend is not None:
             return self._backend
+        return await asyncio.to_thread(self.get_sync)
 
     def stats(self) -> dict[str, Any]:
         return self._backend.stats() if self._backend is not None else {}
@@ -138,6 +154,8 @@ class Evaluation:
         self.backend = _LazyBackend(lambda: get_backend(cfg.model, **cfg.backend_options()))
         self.stats = RunStats()
         self.on_progress = on_progress
+        self._total = self.bench.describe()["subsets"].get(self.bench.subset or "")
+        self._seq = 0
 
     # ---- the pipeline --------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -166,10 +184,16 @@ class Evaluation:
     async def _pipeline(self) -> None:
         gen_workers = self._gen_concurrency()
         judge_workers = max(1, self.judge.concurrency)
-        gen_q: asyncio.Queue = asyncio.Queue(maxsize=2 * gen_workers)
+        # Each queued request holds its encoded images: room for one loader batch beyond the workers.
+        gen_q: asyncio.Queue = asyncio.Queue(maxsize=max(gen_workers, 64))
         judge_q: asyncio.Queue = asyncio.Queue(maxsize=2 * judge_workers)
         gens = [asyncio.create_task(self._gen_worker(gen_q, judge_q)) for _ in range(gen_workers)]
-        judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
+        process = None
+        if self.judge.local and gen_workers >= JUDGE_PROCESS_AT:
+            process = JudgeProcess(self.judge)
+            judges = [asyncio.create_task(self._judge_batches(judge_q, process)) for _ in range(2)]
+        else:
+            judges = [asyncio.create_task(self._judge_worker(judge_q)) for _ in range(judge_workers)]
         drained = asyncio.create_task(self._drain(gen_q, judge_q))
         try:
             # Workers run until cancelled: one that ends has failed, and its error ends the run.
@@ -182,6 +206,8 @@ class Evaluation:
             for t in (drained, *gens, *judges):
                 t.cancel()
             await asyncio.gather(drained, *gens, *judges, return_exceptions=True)
+            if process is not None:
+                process.close()
 
     async def _drain(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
         error: UserError | None = None
@@ -200,38 +226,48 @@ class Evaluation:
         return max(1, self.cfg.concurrency)
 
     async def _produce(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
-        seq = 0
-        async for sample in prefetch(self.bench.samples()):
-            self.store.put_sample(sample, seq)
-            seq += 1
+        async for sample, stored, request in prefetch(self.bench.samples(), self._intake):
             self.stats.samples += 1
             if sample.error:
                 self._progress()
-                continue
-            gen = self.store.get_generation(self.gen_key, sample)
-            if self.cfg.judge_only and (gen is None or gen.error):
+            elif self.cfg.judge_only and (stored is None or stored.error):
                 self._progress()  # nothing stored to judge; the model is not called
-            elif gen is None or gen.error:
-                await gen_q.put(sample)
+            elif stored is None or stored.error:
+                await gen_q.put((sample, request))
             else:
-                await judge_q.put((sample, gen))
+                await judge_q.put((sample, stored, None))
+
+    def _intake(self, chunk: list[Sample]) -> list[tuple[Sample, Generation | None, list[Message] | None]]:
+        """In the loader thread: record a chunk of loaded samples, look up their stored
+        generations, and get the requests of the others ready (:meth:`Backend.prepare`)."""
+        self.store.put_samples(chunk, self._seq)
+        self._seq += len(chunk)
+        out = []
+        for sample in chunk:
+            stored = None if sample.error else self.store.get_generation(self.gen_key, sample)
+            request = None
+            if not (sample.error or self.cfg.judge_only) and (stored is None or stored.error):
+                request = self.backend.get_sync().prepare(sample_messages(sample, self.cfg.settings.system),
+                                                          self.cfg.settings)
+            out.append((sample, stored, request))
+        return out
 
     async def _gen_worker(self, gen_q: asyncio.Queue, judge_q: asyncio.Queue) -> None:
         while True:
-            sample = await gen_q.get()
+            sample, request = await gen_q.get()
             try:
-                gen = await self._generate(sample)
+                gen = await self._generate(sample, request)
                 # Replaces an earlier (failed or changed) generation and every judge's verdicts on it.
-                self.store.put_generation(self.gen_key, sample, gen)
-                await judge_q.put((sample, gen))
+                gen_id = self.store.put_generation(self.gen_key, sample, gen)
+                await judge_q.put((sample, gen, gen_id))
             finally:
                 gen_q.task_done()
 
-    async def _generate(self, sample: Sample) -> Generation:
+    async def _generate(self, sample: Sample, request: list[Message] | None = None) -> Generation:
         backend = await self.backend.get()
         settings = self.cfg.settings
         try:
-            completion = await backend.complete(sample_messages(sample, settings.system), settings)
+            completion = await backend.complete(request or sample_messages(sample, settings.system), settings)
         except BackendError as exc:
             self.stats.gen_errors += 1
             return Generation(error=str(exc))
@@ -243,73 +279,118 @@ class Evaluation:
 
     async def _judge_worker(self, judge_q: asyncio.Queue) -> None:
         while True:
-            sample, gen = await judge_q.get()
+            sample, gen, gen_id = await judge_q.get()
             try:
-                await self._judge_sample(sample, gen)
+                await self._judge_sample(sample, gen, gen_id)
                 self._progress()
             finally:
                 judge_q.task_done()
 
-    async def _judge_sample(self, sample: Sample, gen: Generation) -> None:
-        done = self.store.get_judgments(self.judge_key, self.gen_key, sample, gen)
+    async def _judge_sample(self, sample: Sample, gen: Generation, gen_id: str | None = None) -> None:
+        """Judge every target not judged yet, storing each verdict as it comes."""
+        gen_id, given, asks = self._plan(sample, gen, gen_id)
+        self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, given)
+        for target, text in asks:
+            self.stats.judge_requests += 1
+            judgment = await self.judge.judge(sample, text, target)
+            self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, [judgment])
+        self.stats.judged += 1
+
+    async def _judge_batches(self, judge_q: asyncio.Queue, process: JudgeProcess) -> None:
+        """Judge what is queued, up to :data:`JUDGE_BATCH` samples at a time, in the
+        judge's worker process once it is ready (in this one until then), storing
+        each sample's verdicts in one write."""
+        while True:
+            batch = [await judge_q.get()]
+            while len(batch) < JUDGE_BATCH and not judge_q.empty():
+                batch.append(judge_q.get_nowait())
+            try:
+                plans = [self._plan(*item) for item in batch]
+                asks = [(item[0], text, target) for item, (_, _, todo) in zip(batch, plans) for target, text in todo]
+                verdicts = iter(await process.judge_many(asks))
+                self.stats.judge_requests += len(asks)
+                for (sample, _, _), (gen_id, given, todo) in zip(batch, plans):
+                    given += [next(verdicts) for _ in todo]
+                    self.store.put_judgments(self.judge_key, self.gen_key, sample, gen_id, given)
+                    self.stats.judged += 1
+                    self._progress()
+            finally:
+                for _ in batch:
+                    judge_q.task_done()
+
+    def _plan(self, sample: Sample, gen: Generation,
+              gen_id: str | None) -> tuple[str, list[Judgment], list[tuple[str, str]]]:
+        """What judging one generation takes: (its id, the verdicts given without the
+        judge, the (target, text) pairs to ask it about). Targets judged already are
+        left out, unless their verdict was an error. ``gen_id``: the id of a
+        generation made in this run (no verdict on it can be stored yet), else None."""
+        if gen_id is None:
+            done = self.store.get_judgments(self.judge_key, self.gen_key, sample, gen)
+            gen_id = generation_id(sample.content_hash(), gen)
+        else:
+            done = {}
+        given, asks = [], []
         for target in self.judge.targets:
             old = done.get(target)
             if old is not None and "error" not in old.extra:
                 continue
             text = target_text(gen, target)
-            if not text.strip():
-                judgment = Judgment(target, MISSING, raw="")
+            if text.strip():
+                asks.append((target, text))
             else:
-                self.stats.judge_requests += 1
-                judgment = await self.judge.judge(sample, text, target)
-            self.store.put_judgment(self.judge_key, self.gen_key, sample, gen, judgment)
-        self.stats.judged += 1
+                given.append(Judgment(target, MISSING, raw=""))
+        return gen_id, given, asks
 
     def _progress(self) -> None:
         if self.on_progress:
-            self.on_progress(1, self.bench.describe()["subsets"].get(self.bench.subset or ""))
+            self.on_progress(1, self._total)
 
     # ---- results -------------------------------------------------------------------
     def results(self) -> Iterator[Result]:
         return iter_results(self.store, self.bench.name, self.gen_key, self.judge_key)
 
     def write_results(self) -> dict[str, Any]:
+        from .report.files import write_results  # numpy and the metrics: not needed before the first request
+
         return write_results(self.out, self.bench, self.results, header={
             "benchmark": self.bench.name, "family": self.bench.family, "subset": self.bench.subset,
             "model": self.cfg.model, "judge": self.judge.name, "judge_spec": self.judge_spec,
             "judge_fingerprint": self.judge_key, "protocol": self.cfg.protocol})
 
 
-async def prefetch(items: Iterator[Sample], batch: int = 64) -> AsyncIterator[Sample]:
-    """Load samples in a thread, a batch per hop: one hop per sample would pace
-    the whole run at one sample per event-loop turn. A loader error comes after
-    the samples read before it."""
-    def take() -> tuple[list[Sample], BaseException | None]:
+async def prefetch(items: Iterator[Sample], then: Callable[[list[Sample]], list[T]],
+                   batch: int = 64, first: int = 8) -> AsyncIterator[T]:
+    """Load samples in a thread, a batch per hop (``first`` in the first one, so
+    that the first request goes out soon), and pass each batch through ``then``
+    in that thread too: one hop per sample would pace the whole run at one sample
+    per event-loop turn. A loader error comes after the samples read before it."""
+    size = first
+
+    def take() -> tuple[list[T], BaseException | None]:
         chunk: list[Sample] = []
+        error = None
         try:
-            chunk.extend(itertools.islice(items, batch))
+            chunk.extend(itertools.islice(items, size))
         except Exception as exc:  # noqa: BLE001 - raised below, after the good samples
-            return chunk, exc
-        finally:
-            for sample in chunk:
-                sample.content_hash()  # stats the images: here, not on the event loop (it is kept)
-        return chunk, None
+            error = exc
+        for sample in chunk:
+            sample.content_hash()  # stats the images: here, not on the event loop (it is kept)
+        return then(chunk), error
 
     while True:
-        chunk, error = await asyncio.to_thread(take)
-        for sample in chunk:
-            yield sample
+        done, error = await asyncio.to_thread(take)
+        size = batch
+        for item in done:
+            yield item
         if error is not None:
             raise error
-        if not chunk:
+        if not done:
             return
 
 
 def iter_results(store: Store, benchmark: str, gen_key: str, judge_key: str) -> Iterator[Result]:
     """Stream every sample of the latest run with its generation and judgments."""
-    for sample in store.iter_samples(benchmark):
-        gen = None if sample.error else store.get_generation(gen_key, sample)
-        judgments = store.get_judgments(judge_key, gen_key, sample, gen) if gen else {}
+    for sample, gen, judgments in store.iter_results(benchmark, gen_key, judge_key):
         yield Result(sample, gen, judgments)
 
 

@@ -21,6 +21,10 @@ class Judge(ABC):
 
     name: str
     targets: tuple[str, ...] = TARGETS
+    local: bool = False
+    """True for a judge whose verdict depends on its arguments alone, computed
+    here (rules; no model, no file, no state): a run may judge with a copy of it
+    in a worker process (:mod:`thinksafe.judges.process`)."""
 
     def fingerprint_config(self) -> dict[str, Any]:
         """Everything that changes the verdicts (prompt version, judge model...)."""

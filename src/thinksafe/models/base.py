@@ -57,6 +57,12 @@ class Backend(ABC):
         """How many requests the runner should keep in flight."""
         return 1
 
+    def prepare(self, messages: list[Message], settings: GenerationSettings) -> list[Message]:
+        """Get a request ready ahead of time, in the loader thread (so it must be
+        thread-safe): e.g. read and encode its images. :meth:`complete` takes
+        messages prepared or not."""
+        return messages
+
     @abstractmethod
     async def complete(self, messages: list[Message], settings: GenerationSettings) -> Completion:
         """Answer one request; raise BackendError when it fails for good."""

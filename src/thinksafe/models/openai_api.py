@@ -50,25 +50,53 @@ class BadResponse(Exception):
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
-def image_data_url(path: str) -> str:
-    """The file's own bytes as a data URL (no re-encoding, so nothing is lost)."""
-    return _data_url(path).decode()
-
-
 def _data_url(path: str) -> bytes:
+    """The file's own bytes as a data URL (no re-encoding, so nothing is lost)."""
     mime = _MIME.get(os.path.splitext(path)[1].lower()) or mimetypes.guess_type(path)[0] or "image/png"
     return b"data:" + mime.encode() + b";base64," + base64.b64encode(Path(path).read_bytes())
 
 
-def to_openai_messages(messages: list[Message], image_url=image_data_url) -> list[dict[str, Any]]:
+PREPARE_MAX_BYTES = 256 * 1024
+"""Images up to this size are encoded ahead of time (:meth:`OpenAIBackend.prepare`);
+larger ones when sent, so the requests waiting in the run's queue stay small."""
+
+
+def _part_data_url(part: dict[str, Any]) -> bytes:
+    """An image part's data URL: encoded ahead of time (:func:`prepare_messages`) or now."""
+    data = part.get("data_url")
+    return data if data is not None else _data_url(part["path"])
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    return _part_data_url(part).decode()
+
+
+def to_openai_messages(messages: list[Message], image_url=_image_url) -> list[dict[str, Any]]:
+    """``image_url(part)`` gives the URL of an image part."""
     out = []
     for m in messages:
         content = m["content"]
         if isinstance(content, list):
-            content = [{"type": "image_url", "image_url": {"url": image_url(p["path"])}}
+            content = [{"type": "image_url", "image_url": {"url": image_url(p)}}
                        if p["type"] == "image" else {"type": "text", "text": p["text"]} for p in content]
         out.append({"role": m["role"], "content": content})
     return out
+
+
+def prepare_messages(messages: list[Message]) -> list[Message]:
+    """The messages with their small images read and encoded (key ``data_url``, bytes)."""
+    def part(p: dict[str, Any]) -> dict[str, Any]:
+        if p["type"] != "image" or "data_url" in p:
+            return p
+        try:
+            if os.path.getsize(p["path"]) <= PREPARE_MAX_BYTES:
+                return {**p, "data_url": _data_url(p["path"])}
+        except OSError:  # reported when the request is sent, on the sample
+            pass
+        return p
+
+    return [{**m, "content": [part(p) for p in m["content"]]} if isinstance(m["content"], list) else m
+            for m in messages]
 
 
 def request_body(model: str, messages: list[Message], settings: GenerationSettings) -> bytes:
@@ -78,10 +106,10 @@ def request_body(model: str, messages: list[Message], settings: GenerationSettin
     escaping, and running a large image through the JSON encoder (and str <->
     bytes twice) was the largest CPU cost of a request.
     """
-    images: list[str] = []
+    images: list[dict[str, Any]] = []
 
-    def placeholder(path: str) -> str:
-        images.append(path)
+    def placeholder(part: dict[str, Any]) -> str:
+        images.append(part)
         return _IMAGE_SLOT
 
     body: dict[str, Any] = {"model": model, "messages": to_openai_messages(messages, placeholder),
@@ -94,16 +122,18 @@ def request_body(model: str, messages: list[Message], settings: GenerationSettin
     if len(parts) != len(images) + 1:  # the slot text appeared in the prompt itself
         return json.dumps({**body, "messages": to_openai_messages(messages)}).encode()
     out = [parts[0]]
-    for path, rest in zip(images, parts[1:]):
-        out += [_data_url(path), rest]
+    for image, rest in zip(images, parts[1:]):
+        out += [_part_data_url(image), rest]
     return b"".join(out)
 
 
 _IMAGE_SLOT = "@@thinksafe-image-slot@@"
 
 
-def _has_images(messages: list[Message]) -> bool:
-    return any(isinstance(m["content"], list) and any(p["type"] == "image" for p in m["content"]) for m in messages)
+def _images_to_read(messages: list[Message]) -> bool:
+    """Whether some image of the request is not encoded yet."""
+    return any(isinstance(m["content"], list) and any(p["type"] == "image" and "data_url" not in p
+                                                      for p in m["content"]) for m in messages)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -178,8 +208,11 @@ class OpenAIBackend(Backend):
     def concurrency(self) -> int:
         return self._concurrency
 
+    def prepare(self, messages: list[Message], settings: GenerationSettings) -> list[Message]:
+        return prepare_messages(messages)
+
     async def complete(self, messages: list[Message], settings: GenerationSettings) -> Completion:
-        if _has_images(messages):  # file reads and base64 stay off the event loop
+        if _images_to_read(messages):  # file reads and base64 stay off the event loop
             body = await asyncio.to_thread(request_body, self.name, messages, settings)
         else:
             body = request_body(self.name, messages, settings)

@@ -1,13 +1,17 @@
 """The run store: one SQLite file (WAL) per run folder.
 
-Writes are grouped (group commit): each goes into one open transaction, which
-is committed at most :data:`COMMIT_INTERVAL_S` (5 ms) after its first write,
-by the next write or by a background thread, whichever comes first. A run
-with hundreds of requests in flight thus pays one commit per few ms, not one
-per result, and a process killed at any moment loses only the results of its
-last few milliseconds (asked again on the next run). Reads use the same
-connection, so they see every write at once, committed or not; ``close()``
-commits.
+Writes are grouped (group commit): a write is queued and returns at once; a
+writer thread runs the queue in one open transaction and commits it
+:data:`COMMIT_INTERVAL_S` (5 ms) after the oldest write in it was queued (at
+once when :data:`COMMIT_MAX_WRITES` are queued; should the writer thread be
+held up, the first write that finds the oldest one twice that old commits the
+queue itself). A run with hundreds of requests in flight thus pays one commit
+per few ms, not one per result, its event loop does not wait for SQLite, and
+a process killed at any moment loses only the results of its last few
+milliseconds (asked again on the next run).
+A read runs the queue first, on the same connection, so it sees every write
+made before it, committed or not; ``flush()`` and ``close()`` commit. A write
+that fails in the writer thread is raised to the next caller.
 
 Keys (schema 2), all by benchmark so that several benchmarks whose sample ids
 coincide can share one run folder:
@@ -28,6 +32,7 @@ A store of schema 1 (keys without the benchmark) is migrated when opened.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sqlite3
 import threading
@@ -43,7 +48,7 @@ SCHEMA_VERSION = 2
 COMMIT_INTERVAL_S = 0.005
 """Longest time a write waits for its commit (plus the commit's own duration)."""
 COMMIT_MAX_WRITES = 1000
-"""A transaction holding this many writes is committed at once."""
+"""This many queued writes are committed at once."""
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -82,7 +87,11 @@ def generation_id(sample_hash: str, gen: Generation) -> str:
     a new id (a thinksafe whose Generation gains a field changes every id: its
     verdicts are then asked again, never mixed with the old ones).
     """
-    return hashlib.sha256(f"{sample_hash}\n{_dumps(gen)}".encode()).hexdigest()[:16]
+    return _generation_id(sample_hash, _dumps(gen))
+
+
+def _generation_id(sample_hash: str, gen_json: str) -> str:
+    return hashlib.sha256(f"{sample_hash}\n{gen_json}".encode()).hexdigest()[:16]
 
 
 class Store:
@@ -92,9 +101,14 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.commit_interval_s = commit_interval_s
-        self._cond = threading.Condition(threading.Lock())
-        self._txn_since: float | None = None  # when the open transaction got its first write
-        self._txn_writes = 0
+        self._db_lock = threading.Lock()
+        """Held while the connection is used."""
+        self._state = threading.Condition(threading.Lock())
+        """Guards the fields below; never held while SQLite works, so writers never wait for it."""
+        self._pending: list[tuple[tuple[str, list[tuple]], ...]] = []
+        self._oldest: float | None = None
+        """When the oldest write not committed yet was queued."""
+        self._error: Exception | None = None
         self._closed = False
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -102,9 +116,9 @@ class Store:
         # the last commits); FULL would fsync every commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._open_schema()
-        self._committer = threading.Thread(target=self._commit_loop, name=f"store-commit:{self.path.name}",
-                                           daemon=True)
-        self._committer.start()
+        self._writer = threading.Thread(target=self._writer_loop, name=f"store-writer:{self.path.name}",
+                                        daemon=True)
+        self._writer.start()
 
     # ---- schema --------------------------------------------------------------------
     def _open_schema(self) -> None:
@@ -139,61 +153,118 @@ class Store:
 
     # ---- group commit --------------------------------------------------------------
     def _write(self, sql: str, params: tuple, *more: tuple[str, tuple]) -> None:
-        """Run one or more statements inside the open transaction (opening one if needed)."""
-        with self._cond:
-            if self._closed:
-                raise RuntimeError(f"{self.path}: the store is closed")
-            if self._txn_since is None:
+        """Queue one or more statements for the open transaction."""
+        self._write_many(((sql, [params]), *[(q, [p]) for q, p in more]))
+
+    def _write_many(self, statements: tuple[tuple[str, list[tuple]], ...]) -> None:
+        """Queue each statement, to run once per row of its parameters, for the open transaction.
+
+        The writer thread runs the queue and commits it once its oldest write is
+        ``commit_interval_s`` old; a read runs the queue first. The caller does
+        not wait for SQLite, unless the writer thread is held up (a thread that
+        keeps the GIL busy can starve it): a write that finds the oldest one
+        twice that old, or :data:`COMMIT_MAX_WRITES` twice over, commits the
+        queue itself, so that no write waits much longer than its bound.
+        """
+        with self._state:
+            self._check_open()
+            self._pending.append(statements)
+            now = time.monotonic()
+            if self._oldest is None:
+                self._oldest = now
+                self._state.notify()  # the writer starts its clock
+            elif len(self._pending) == COMMIT_MAX_WRITES:
+                self._state.notify()
+            late = (now - self._oldest >= 2 * self.commit_interval_s
+                    or len(self._pending) >= 2 * COMMIT_MAX_WRITES)
+        if late:
+            self.flush()
+
+    def _check_open(self) -> None:
+        self._check_error()
+        if self._closed:
+            raise RuntimeError(f"{self.path}: the store is closed")
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"{self.path}: a write failed: {self._error}") from self._error
+
+    def _run_pending(self, commit: bool) -> None:
+        """Run the queued writes (and commit everything when ``commit``); the caller holds ``_db_lock``."""
+        with self._state:
+            batch, self._pending = self._pending, []
+            if commit:
+                self._oldest = None  # later writes start a new clock
+        try:
+            if batch and not self._db.in_transaction:
                 self._db.execute("BEGIN")
-                self._txn_since = time.monotonic()
-                self._cond.notify()  # the committer starts its clock
-            self._db.execute(sql, params)
-            for extra_sql, extra_params in more:
-                self._db.execute(extra_sql, extra_params)
-            self._txn_writes += 1
-            if (self._txn_writes >= COMMIT_MAX_WRITES
-                    or time.monotonic() - self._txn_since >= self.commit_interval_s):
-                self._commit()
+            for statements in batch:
+                for sql, rows in statements:
+                    if len(rows) == 1:
+                        self._db.execute(sql, rows[0])
+                    else:
+                        self._db.executemany(sql, rows)
+            if commit and self._db.in_transaction:
+                self._db.execute("COMMIT")
+        except Exception as exc:
+            with self._state:
+                self._error = self._error or exc
+            raise
 
-    def _commit(self) -> None:
-        """Commit the open transaction; the caller holds the lock."""
-        if self._txn_since is not None:
-            self._txn_since, self._txn_writes = None, 0
-            self._db.execute("COMMIT")
-
-    def _commit_loop(self) -> None:
-        """Commit each transaction once it is ``commit_interval_s`` old (when no write does it first)."""
-        with self._cond:
+    def _writer_loop(self) -> None:
+        """Run and commit the queued writes once the oldest is ``commit_interval_s`` old
+        (or the queue holds :data:`COMMIT_MAX_WRITES`)."""
+        with self._state:
             while not self._closed:
-                if self._txn_since is None:
-                    self._cond.wait()
+                if self._oldest is None:
+                    self._state.wait()
                     continue
-                wait = self._txn_since + self.commit_interval_s - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                else:
-                    self._commit()
+                wait = self._oldest + self.commit_interval_s - time.monotonic()
+                if wait > 0 and len(self._pending) < COMMIT_MAX_WRITES:
+                    self._state.wait(wait)
+                    continue
+                self._state.release()
+                try:
+                    with self._db_lock:
+                        self._run_pending(commit=True)
+                except Exception:  # noqa: BLE001 - kept in _error, raised to the next caller
+                    return
+                finally:
+                    self._state.acquire()
 
     def flush(self) -> None:
         """Commit now what was written so far."""
-        with self._cond:
+        with self._db_lock:
             if not self._closed:
-                self._commit()
+                self._check_open()
+                self._run_pending(commit=True)
 
     def close(self) -> None:
         """Commit pending writes and close the file (idempotent)."""
-        with self._cond:
+        with self._state:
             if self._closed:
                 return
-            self._commit()
             self._closed = True
-            self._cond.notify_all()
-        self._committer.join()
-        self._db.close()
+            self._state.notify_all()
+        self._writer.join()
+        try:
+            with self._db_lock:
+                if self._error is None:
+                    self._run_pending(commit=True)
+        finally:
+            self._db.close()
+        self._check_error()
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._cond:
+        with self._db_lock:
+            self._sync()
             return self._db.execute(sql, params).fetchall()
+
+    def _sync(self) -> None:
+        """Run the queued writes, so that a read sees them; the caller holds ``_db_lock``."""
+        self._check_open()
+        if self._pending:
+            self._run_pending(commit=False)
 
     # ---- meta ----------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -205,8 +276,13 @@ class Store:
 
     # ---- samples -------------------------------------------------------------------
     def put_sample(self, sample: Sample, seq: int) -> None:
-        self._write("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)",
-                    (sample.benchmark, sample.id, seq, _dumps(sample)))
+        self.put_samples([sample], seq)
+
+    def put_samples(self, samples: list[Sample], first_seq: int) -> None:
+        """Samples in load order from ``first_seq`` on, in one write."""
+        if samples:
+            self._write_many((("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)",
+                               [(s.benchmark, s.id, seq, _dumps(s)) for seq, s in enumerate(samples, first_seq)]),))
 
     def clear_samples(self, benchmark: str) -> None:
         """Forget the sample list of the benchmark's last run (their results stay)."""
@@ -217,27 +293,59 @@ class Store:
         sql, params = "SELECT data FROM samples ORDER BY benchmark, seq", ()
         if benchmark:
             sql, params = "SELECT data FROM samples WHERE benchmark = ? ORDER BY seq", (benchmark,)
+        for (data,) in self._stream(sql, params):
+            yield Sample.from_json(data)
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        """The rows of a query, streamed: a cursor of its own, the lock held only while fetching."""
         cur = self._db.cursor()
-        # A separate cursor streams rows without holding the lock across yields.
-        with self._cond:
+        with self._db_lock:
+            self._sync()
             rows = cur.execute(sql, params)
             batch = rows.fetchmany(500)
         while batch:
-            for (data,) in batch:
-                yield Sample.from_json(data)
-            with self._cond:
+            yield from batch
+            with self._db_lock:
                 batch = rows.fetchmany(500)
 
+    def iter_results(self, benchmark: str, gen_key: str,
+                     judge_key: str) -> Iterator[tuple[Sample, Generation | None, dict[str, Judgment]]]:
+        """Each sample of the benchmark's latest run, in load order, with what
+        :meth:`get_generation` and :meth:`get_judgments` give for it (no generation
+        for a sample with an error), read in one streamed query."""
+        rows = self._stream(
+            "SELECT s.id, s.data, g.sample_hash, g.data, j.target, j.gen_id, j.data FROM samples s "
+            "LEFT JOIN generations g ON g.gen_key = ? AND g.benchmark = s.benchmark AND g.sample_id = s.id "
+            "LEFT JOIN judgments j ON j.judge_key = ? AND j.gen_key = ? AND j.benchmark = s.benchmark "
+            "AND j.sample_id = s.id WHERE s.benchmark = ? ORDER BY s.seq",
+            (gen_key, judge_key, gen_key, benchmark))
+        for _, group in itertools.groupby(rows, key=lambda row: row[0]):
+            _, data, sample_hash, gen_data, *judgment = next(group)
+            sample = Sample.from_json(data)
+            if sample.error or gen_data is None or sample_hash != sample.content_hash():
+                yield sample, None, {}
+                continue
+            gen = Generation.from_json(gen_data)
+            gen_id = generation_id(sample_hash, gen)  # as get_judgments: of the record as this version reads it
+            judgments = {}
+            for target, judged, jdata in [judgment, *(row[4:] for row in group)]:
+                if target is not None and judged == gen_id:
+                    judgments[target] = Judgment.from_json(jdata)
+            yield sample, gen, judgments
+
     # ---- generations ---------------------------------------------------------------
-    def put_generation(self, gen_key: str, sample: Sample, gen: Generation) -> None:
+    def put_generation(self, gen_key: str, sample: Sample, gen: Generation) -> str:
         """Store ``gen`` as the sample's generation; every judge's verdicts on an
-        earlier, different generation of it are deleted in the same transaction."""
+        earlier, different generation of it are deleted in the same transaction.
+        Returns the generation's id (:func:`generation_id`)."""
         sample_hash = sample.content_hash()
         key = (gen_key, sample.benchmark, sample.id)
-        self._write("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
-                    (*key, sample_hash, _dumps(gen)),
+        data = _dumps(gen)
+        gen_id = _generation_id(sample_hash, data)
+        self._write("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)", (*key, sample_hash, data),
                     ("DELETE FROM judgments WHERE gen_key = ? AND benchmark = ? AND sample_id = ? AND gen_id != ?",
-                     (*key, generation_id(sample_hash, gen))))
+                     (*key, gen_id)))
+        return gen_id
 
     def get_generation(self, gen_key: str, sample: Sample) -> Generation | None:
         """The stored generation, unless the sample changed since."""
@@ -262,9 +370,16 @@ class Store:
 
     def put_judgment(self, judge_key: str, gen_key: str, sample: Sample, gen: Generation, j: Judgment) -> None:
         """Store the verdict judge ``judge_key`` gave on target ``j.target`` of ``gen``."""
-        self._write("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (judge_key, gen_key, sample.benchmark, sample.id, j.target,
-                     generation_id(sample.content_hash(), gen), _dumps(j)))
+        self.put_judgments(judge_key, gen_key, sample, generation_id(sample.content_hash(), gen), [j])
+
+    def put_judgments(self, judge_key: str, gen_key: str, sample: Sample, gen_id: str,
+                      judgments: list[Judgment]) -> None:
+        """Store the verdicts judge ``judge_key`` gave on the generation with id ``gen_id``
+        (as returned by :meth:`put_generation`), in one write."""
+        if judgments:
+            self._write_many((("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [(judge_key, gen_key, sample.benchmark, sample.id, j.target, gen_id, _dumps(j))
+                                for j in judgments]),))
 
     def get_judgments(self, judge_key: str, gen_key: str, sample: Sample, gen: Generation) -> dict[str, Judgment]:
         """The verdicts of ``judge_key`` on exactly this generation, by target."""
