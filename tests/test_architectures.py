@@ -260,6 +260,11 @@ def test_label_mask_decodes_to_exactly_the_answer(arch: str, arch_dirs, tmp_path
         # Everything before the answer, image tokens included, is masked.
         assert (labels[: int((labels == IGNORE).sum()) - int((batch["attention_mask"][i] == 0).sum())]
                 == IGNORE).all()
+    if "cross_attention_mask" in batch:
+        # Mllama's per-token mask, which TRL's concatenation would leave at the prompt's length, is cut with the ids.
+        cut = SFTCollator(processor, max_length=24)([r.to_record() for r in rows])
+        assert cut["cross_attention_mask"].shape[:2] == cut["input_ids"].shape == (2, 24)
+        assert (cut["labels"] == batch["labels"][:, :24]).all()
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
