@@ -105,15 +105,6 @@ def cycled_figstep(figstep: Path, n: int, root: Path) -> Path:
 
 
 # ---- one measured client run ---------------------------------------------------------------
-def ratios(log: list[tuple[float, float]], concurrency: int, latency: float) -> tuple[float, float]:
-    """(steady, overall) achieved / ideal from a server request log of (start, end) times."""
-    first, last = min(s for s, _ in log), max(e for _, e in log)
-    lo, hi = first + 0.1 * (last - first), last - 0.1 * (last - first)
-    steady = sum(1 for _, e in log if lo <= e <= hi) / (hi - lo)
-    ideal = concurrency / latency
-    return steady / ideal, len(log) / (last - first) / ideal
-
-
 def thinksafe_run(urls: list[str], data: Path, out: Path, concurrency: int, judge: bool) -> dict:
     args = [sys.executable, "-c", LAUNCHER, *([] if judge else ["--judge-off"]), "eval", "--benchmark", "figstep",
             "--data", str(data), "--model", "openai/bench", "--base-url", ",".join(urls), "--out", str(out),
@@ -213,7 +204,7 @@ def _measure(urls: list[str], concurrency: int, latency: float, run) -> dict:
         latency_server.fetch_log(url)  # reset
     info = run()
     log = [entry for url in urls for entry in latency_server.fetch_log(url)]
-    steady, overall = ratios(log, concurrency, latency)
+    steady, overall = latency_server.achieved_ratios(log, concurrency, latency)
     return {**info, "n": len(log), "steady": steady, "overall": overall,
             "startup": min(s for s, _ in log) - info["spawned"]}
 

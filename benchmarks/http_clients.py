@@ -135,15 +135,6 @@ def client_main(kind: str, url: str, figstep: Path, n: int, concurrency: int) ->
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def steady_ratio(log: list[tuple[float, float]], concurrency: int, latency: float) -> tuple[float, float]:
-    """(steady, overall) achieved/ideal: completions per second in the middle 80% of the run, and overall."""
-    first, last = min(s for s, _ in log), max(e for _, e in log)
-    lo, hi = first + 0.1 * (last - first), last - 0.1 * (last - first)
-    steady = sum(1 for _, e in log if lo <= e <= hi) / (hi - lo)
-    ideal = concurrency / latency
-    return steady / ideal, len(log) / (last - first) / ideal
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--figstep", type=Path, default=ROOT.parents[1] / "shared/benchmarks/figstep")
@@ -168,7 +159,7 @@ def main() -> None:
                 out = subprocess.run([sys.executable, __file__, "--figstep", str(a.figstep), "--client", kind, url,
                                       str(n), str(c)], check=True, capture_output=True, text=True).stdout
                 stats = json.loads(out.strip().splitlines()[-1])
-                steady, overall = steady_ratio(latency_server.fetch_log(url), c, a.latency)
+                steady, overall = latency_server.achieved_ratios(latency_server.fetch_log(url), c, a.latency)
                 print(f"{kind:10} {c:>4} {n:>6} {steady:>7.3f} {overall:>8.3f} {stats['cpu_ms_per_request']:>10.2f}",
                       flush=True)
     finally:

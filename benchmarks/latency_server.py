@@ -108,3 +108,13 @@ def fetch_log(url: str, reset: bool = True) -> list[tuple[float, float]]:
     with urllib.request.urlopen(f"{base}/log{'?reset' if reset else ''}") as resp:  # noqa: S310 - loopback
         data: Any = json.loads(resp.read())
     return [tuple(x) for x in data]
+
+
+def achieved_ratios(log: list[tuple[float, float]], concurrency: int, latency: float) -> tuple[float, float]:
+    """(steady, overall) achieved / ideal (concurrency / latency) from a request log: completions
+    per second in the middle 80% of the run, and over the whole run."""
+    first, last = min(s for s, _ in log), max(e for _, e in log)
+    lo, hi = first + 0.1 * (last - first), last - 0.1 * (last - first)
+    steady = sum(1 for _, e in log if lo <= e <= hi) / (hi - lo)
+    ideal = concurrency / latency
+    return steady / ideal, len(log) / (last - first) / ideal

@@ -46,7 +46,7 @@ def get_benchmark(name: str) -> type[Benchmark]:
 
 
 def headline(name: str, family: str | None = None) -> dict[str, str]:
-    """Family, metric kind ("asr" | "accuracy") and goal of a benchmark (see ``base.FAMILIES``)."""
+    """Family, metric kind ("asr" | "accuracy"), goal and direction of a benchmark (see ``base.FAMILIES``)."""
     from .base import headline as declared
 
     _load_all()

@@ -222,13 +222,14 @@ FAMILIES: dict[str, dict[str, str]] = {
 
 
 def headline(name: str, family: str | None = None) -> dict[str, str]:
-    """``{"family", "metric", "goal"}`` of a benchmark, from its class when it is
-    registered, else from ``family`` (e.g. read from an old run's metrics.json)."""
+    """``{"family", "metric", "goal", "direction"}`` of a benchmark, from its class when
+    it is registered, else from ``family`` (e.g. read from an old run's metrics.json)."""
     cls = REGISTRY.get(name)
     fam = family or (cls.family if cls else None) or "other"
     spec = FAMILIES.get(fam, {"metric": "asr", "goal": "safety"})
     metric = (cls.headline_metric if cls else None) or spec["metric"]
-    return {"family": fam, "metric": metric, "goal": spec["goal"]}
+    direction = f"{'lower' if metric == 'asr' else 'higher'} is {'safer' if spec['goal'] == 'safety' else 'better'}"
+    return {"family": fam, "metric": metric, "goal": spec["goal"], "direction": direction}
 
 
 REGISTRY: dict[str, type[Benchmark]] = {}

@@ -159,10 +159,6 @@ def _headline(bench: str, runs: list[Run]) -> dict[str, str]:
     return headline(bench, fam)
 
 
-def _direction(kind: str, goal: str) -> str:
-    return f"{'lower' if kind == 'asr' else 'higher'} is {'safer' if goal == 'safety' else 'better'}"
-
-
 def _run_value(run: Run, bench: str, kind: str, z: float) -> dict[str, Any]:
     """A run's own metric over all of its judged samples, with a Wilson interval."""
     counts = Counter(run.benchmarks[bench].labels.values())
@@ -311,7 +307,7 @@ def compare_loaded(runs: list[Run], n_resamples: int = 10_000, seed: int = 0, al
             comparisons.append(_comparison(run, a, b, dropped, reps.get((bench, run.name)), point, level, alpha))
         benchmarks[bench] = {
             "family": head["family"], "metric": kind, "goal": head["goal"],
-            "direction": _direction(kind, head["goal"]),
+            "direction": head["direction"],
             "n_ids": len(base_labels),
             "runs": [_run_value(r, bench, kind, z) for r in runs],
             "comparisons": comparisons,

@@ -2,8 +2,10 @@
 
 One table model feeds the HTML page and ``thinksafe report --format
 md|csv|json|latex``. Each benchmark has one headline number per run, on the
-answer: the ASR for jailbreak benchmarks (lower is safer) and the accuracy /
-safe rate for awareness benchmarks (higher is safer), with a Wilson interval.
+answer, as the benchmark declares it (``benchmarks.headline``, the same as
+``thinksafe compare``): the ASR for jailbreak benchmarks and MIS (lower is
+safer), the accuracy / safe rate for awareness benchmarks (higher is safer) and
+the accuracy for capability benchmarks (higher is better), with a Wilson interval.
 With a comparison (``compare.json``, or a study's comparison in the same shape)
 the differences with the base come from it, sign-normalised so that ``+`` is
 safer, with its paired bootstrap interval and McNemar p.
@@ -20,11 +22,6 @@ from typing import Any
 from .runs import Run, benchmark_names
 
 FORMATS = ("md", "csv", "json", "latex")
-
-
-def metric_kind(family: str) -> str:
-    """``accuracy`` for awareness benchmarks, ``asr`` otherwise (as ``thinksafe compare``)."""
-    return "accuracy" if family == "awareness" else "asr"
 
 
 def _from_metrics(metrics: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
@@ -46,8 +43,10 @@ def _diff(c: Mapping[str, Any]) -> dict[str, Any]:
 
 def _benchmark_row(bench: str, runs: Sequence[Run], comparison: Mapping[str, Any] | None) -> dict[str, Any]:
     present = [r.benchmarks[bench] for r in runs if bench in r.benchmarks]
-    family = present[0].family
-    kind = metric_kind(family)
+    from ..benchmarks import headline as declared
+
+    head = declared(bench, present[0].family)  # the metric and direction `thinksafe compare` uses
+    family, kind = head["family"], head["metric"]
     compared = ((comparison or {}).get("benchmarks") or {}).get(bench)
     values: list[dict[str, Any] | None] = []
     diffs: list[dict[str, Any] | None] = [None] * len(runs)
@@ -60,7 +59,7 @@ def _benchmark_row(bench: str, runs: Sequence[Run], comparison: Mapping[str, Any
         for i, c in enumerate(compared["comparisons"], start=1):
             diffs[i] = _diff(c)
     return {"benchmark": bench, "family": family, "metric": kind,
-            "direction": "lower is safer" if kind == "asr" else "higher is safer",
+            "direction": head["direction"],
             "values": values, "diffs": diffs}
 
 

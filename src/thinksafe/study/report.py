@@ -69,9 +69,6 @@ def build_study(cfg: StudyConfig, outcomes: list[Outcome], specs: dict[str, str]
     """
     runs = _load_runs(cfg, outcomes)
     benches = [{"name": b.name, "subset": b.subset, **headline(b.name)} for b in cfg.benchmarks]
-    for b in benches:
-        b["direction"] = f"{'lower' if b['metric'] == 'asr' else 'higher'} is " \
-                         f"{'safer' if b['goal'] == 'safety' else 'better'}"
     families: dict[str, list[str]] = {}
     for b in benches:
         families.setdefault(b["family"], []).append(b["name"])
