@@ -75,6 +75,9 @@ def test_spec_concurrency_and_fingerprint_need_no_weights(tiny_model_dir):
     assert b.spec == "hf/" + str(tiny_model_dir)
     assert b.concurrency == 6
     assert b.fingerprint_config() == {"spec": b.spec, "dtype": "float32"}
+    # --dtype auto loads as no --dtype does: same results, same fingerprint.
+    assert HFBackend(str(tiny_model_dir), dtype="auto").fingerprint_config() == \
+        HFBackend(str(tiny_model_dir)).fingerprint_config()
     assert b.model is None
     with pytest.raises(ValueError, match="dtype"):
         HFBackend(str(tiny_model_dir), dtype="float8")

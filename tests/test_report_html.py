@@ -544,3 +544,18 @@ def test_each_judge_of_an_ensemble_is_shown(figstep_dir, tmp_path):
                                 for spec, m in stored["extra"]["members"].items()}
     assert set(shown["members"]) == {"refusal", "llm"} and shown["members"]["llm"]["label"] == "unsafe"
     assert json.loads(shown["details"]) == {"votes": stored["extra"]["votes"]}
+
+
+def test_capability_benchmark_reads_as_accuracy_higher_is_better(tmp_path):
+    """A capability run is headlined as compare has it (accuracy, higher is better), not as an ASR."""
+    with ScriptedServer(lambda req: Reply("<think>Look.</think>Yes.")) as server:
+        cli("eval", "--benchmark", "shape-probes", "--model", "openai/x", "--base-url", server.url,
+            "--out", tmp_path / "run", "--quiet")
+    runs = load_runs([RunRef(tmp_path / "run")])
+    model = headline(runs)
+    (row,) = model["benchmarks"]
+    assert (row["family"], row["metric"], row["direction"]) == ("capability", "accuracy", "higher is better")
+    assert row["values"][0]["value"] == pytest.approx(0.5)  # "yes" to 16 questions, half of them present
+    rates = rate_bars(model, runs)
+    assert rates.figure.axes[0].get_ylabel() == "accuracy % (higher is better)"
+    assert rates.figure.axes[0].get_title() == "capability: accuracy"

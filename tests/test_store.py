@@ -309,5 +309,7 @@ def test_generation_id_follows_the_sample_and_the_output():
 def test_the_store_writes_each_record_as_its_own_json():
     records = (Sample("1", "b", "q", images=["/x.png"], fields={"a": [1, {"b": "é"}]}), GEN,
                Judgment("answer", "unsafe", 1.0, raw="r", extra={"votes": {"safe": 1, "unsafe": 2}}))
+    records[0].content_hash()  # cached on the instance: not a field, not stored
     for record in records:
         assert _dumps(record) == record.to_json()
+    assert "_content_hash" not in _dumps(records[0])

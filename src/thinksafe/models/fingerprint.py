@@ -26,7 +26,8 @@ def backend_fingerprint(spec: str, options: dict[str, Any]) -> dict[str, Any]:
     """
     fp: dict[str, Any] = {"spec": spec}
     if spec.startswith("hf/"):
-        fp["dtype"] = options.get("dtype")
+        dtype = options.get("dtype")
+        fp["dtype"] = None if dtype == "auto" else dtype  # the backend loads both the same way
         adapter = options.get("adapter")
         if adapter:
             fp["adapter"] = str(adapter)

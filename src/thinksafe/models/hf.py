@@ -208,13 +208,14 @@ class HFBackend(Backend):
             kwargs["device_map"] = "auto"
         try:
             model = AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-            processor = load_processor(self.path, self.trust_remote_code)
-            tokenizer = processor.tokenizer
         except ValueError:
             # Not an image-text-to-text architecture: a text-only causal LM.
             model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
             processor = None
             tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+        else:  # a processor error surfaces as itself, not as a text-only fallback
+            processor = load_processor(self.path, self.trust_remote_code)
+            tokenizer = processor.tokenizer
         if device != "auto":
             model = model.to(device)
         if self.adapter:

@@ -4,7 +4,7 @@ per-request timeout, least-outstanding routing over several servers and an
 adaptive in-flight limit (see :mod:`.fleet`).
 
 Why aiohttp and plain JSON: measured side by side (``benchmarks/http_clients.py``,
-README "Throughput"), aiohttp keeps a 0.2 s server saturated at 64 and 256
+README "Speed"), aiohttp keeps a 0.2 s server saturated at 64 and 256
 requests in flight for about 0.3 ms of client CPU per request, while the
 ``openai`` client over its httpx pool costs 2.6 ms and reaches a third of the
 ideal rate at 256; importing the ``openai`` types alone takes 0.7 s of start-up.

@@ -75,27 +75,34 @@ def _short(text: str, n: int = 28) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+_PANEL_TITLES = {"lower is safer": "attack success rate", "higher is safer": "safety awareness: right behaviour",
+                 "higher is better": "capability: accuracy"}
+
+
 def rate_bars(model: Mapping[str, Any], runs: Sequence[Run]) -> Plot | None:
-    """Headline number per benchmark and run, ASR and accuracy in separate panels, with error bars."""
-    kinds = [k for k in ("asr", "accuracy") if any(r["metric"] == k for r in model["benchmarks"])]
+    """Headline number per benchmark and run, one panel per kind of metric (ASR, safe rate, capability
+    accuracy, each with its direction), with error bars."""
+    kinds = list(dict.fromkeys((r["metric"], r["direction"]) for r in model["benchmarks"]))
     if not kinds:
         return None
     fig = _figure(max(4.5, 2.2 + 1.1 * len(model["benchmarks"]) * max(1, len(runs)) / 2), 3.2)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
-    for ax, kind in zip(axes, kinds):
-        rows = [r for r in model["benchmarks"] if r["metric"] == kind]
+    for ax, (metric, direction) in zip(axes, kinds):
+        rows = [r for r in model["benchmarks"] if (r["metric"], r["direction"]) == (metric, direction)]
         series = []
         for i, (run, colour) in enumerate(zip(runs, colours(runs))):
             vals = [r["values"][i] for r in rows]
             series.append((run.label, colour, [100 * v["value"] if v and v["value"] is not None else None
                                                for v in vals], [v.get("ci") if v else None for v in vals]))
         _grouped(ax, [r["benchmark"] for r in rows], series)
-        ax.set_ylabel("ASR % (lower is safer)" if kind == "asr" else "accuracy % (higher is safer)")
-        ax.set_title("jailbreak: attack success rate" if kind == "asr" else "awareness: right behaviour")
+        ax.set_ylabel(f"{'ASR' if metric == 'asr' else metric} % ({direction})")
+        ax.set_title(_PANEL_TITLES.get(direction, metric))
     _legend(axes[0])
+    level = round(100 * model.get("level", 0.95))
     return Plot("rates", "Headline metric per benchmark", "How to read this: one bar per run on each benchmark's "
-                "answer verdicts; whiskers are 95% Wilson intervals. Lower ASR and higher accuracy are safer; bars "
-                "whose whiskers do not overlap differ clearly, the Δ columns of the table give the paired test.", fig)
+                f"answer verdicts; whiskers are {level}% Wilson intervals. Lower ASR and higher accuracy are safer "
+                "(capability accuracy: higher is better); bars whose whiskers do not overlap differ clearly, the Δ "
+                "columns of the table give the paired test.", fig)
 
 
 def category_heatmaps(data: SampleData, runs: Sequence[Run]) -> list[Plot]:
@@ -230,8 +237,8 @@ def tradeoff_plot(comparison: Mapping[str, Any] | None) -> Plot | None:
         return None
     return Plot("tradeoff", "Safety gain vs capability change",
                 "How to read this: each point is a run against the base; up is safer, right is more capable, "
-                "the bars are the paired 95% intervals, and the label gives the change in over-refusal. "
-                "A run worth keeping sits up and not far to the left.", figure)
+                f"the bars are the paired {round(100 * (comparison or {}).get('level', 0.95))}% intervals, and the "
+                "label gives the change in over-refusal. A run worth keeping sits up and not far to the left.", figure)
 
 
 def all_plots(model: Mapping[str, Any], runs: Sequence[Run], data: SampleData,

@@ -76,8 +76,11 @@ class StoreVersionError(UserError):
 
 def _dumps(record: Sample | Generation | Judgment) -> str:
     """``record.to_json()``, faster: records hold only plain JSON values, so the
-    deep copy ``dataclasses.asdict`` makes is not needed (the text is the same)."""
-    return json.dumps(vars(record), ensure_ascii=False, sort_keys=True)
+    deep copy ``dataclasses.asdict`` makes is not needed (the text is the same).
+    Attributes cached on the instance (``_``-prefixed, e.g. a sample's content
+    hash) are not fields and are left out."""
+    return json.dumps({k: v for k, v in vars(record).items() if not k.startswith("_")},
+                      ensure_ascii=False, sort_keys=True)
 
 
 def generation_id(sample_hash: str, gen: Generation) -> str:

@@ -46,7 +46,8 @@ _TEXT = (
     "{%- else -%}{%- set text = message['content'] | selectattr('type', 'equalto', 'text')"
     " | map(attribute='text') | join('') -%}{%- endif -%}"
 )
-# Splits ``text`` at its last ``</think>`` into ``reasoning`` and ``answer``.
+# Splits ``text`` into ``reasoning`` (after ``<think>``, before the first ``</think>``)
+# and ``answer`` (after the last ``</think>``).
 _SPLIT_THINK = (
     "{%- if '</think>' in text -%}"
     "{%- set reasoning = text.split('</think>')[0].split('<think>')[-1].strip('\\n') -%}"
