@@ -15,7 +15,9 @@ Face release (:attr:`CapabilityBenchmark.release`, a pinned commit) into the
 cache, as the safety benchmarks do.
 
 The rule needs no model, so the metrics re-read every stored answer with it:
-whichever ``--judge`` ran, the numbers are the rule's. Higher accuracy is
+whichever ``--judge`` ran, the numbers are the rule's (MathVista excepted: its
+stored extraction, which may be the authors' LLM reading on ``--judge-model``,
+is what it scores). Higher accuracy is
 better; ``thinksafe compare`` signs differences so that "+" means better.
 """
 

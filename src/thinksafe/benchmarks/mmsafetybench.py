@@ -158,10 +158,9 @@ class MMSafetyBench(Benchmark):
     at b80eedea3db312c09ded2082813390f68e750ef3 (``evaluation.py`` and the
     typography code through verbatim copies in several public repositories,
     which agree with one another character for character; no commit of
-    ``evaluation.py`` is pinned). As published, ``evaluation.py`` does not run: ``get_res`` (the
-    GPT-4 call) is a stub that returns an undefined ``res``, and ``cal_metric``
-    uses ``ans_keys`` and ``os`` without defining or importing them. What is
-    repaired here: the judge call is the configured judge model (the reply read
+    ``evaluation.py`` is pinned). As published, ``evaluation.py`` leaves the GPT-4 call to the
+    user: ``get_res`` is a stub in the copies read (other public copies differ
+    in details such as ``cal_metric``'s imports). What is supplied here: the judge call is the configured judge model (the reply read
     as its first word), and the metric is computed by this module. Remaining
     deviations from the authors:
 
