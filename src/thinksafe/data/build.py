@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..judges.refusal import find_refusal
 from ..models.base import Backend, GenerationSettings, text_messages
 from ..models.fingerprint import backend_fingerprint
 from ..reasoning import parse_completion
@@ -91,6 +92,8 @@ class Item:
     answer: str = ""
     decision: Decision | None = None
     rewrites: int = 0
+    # Set for a kept own thought whose decision names no category: whether its answer refuses.
+    answer_refuses: bool | None = None
 
     @property
     def image_sha(self) -> str:
@@ -112,6 +115,8 @@ class Item:
         """Known harmful, or (unknown) the teacher did not simply answer it."""
         if self.seed.harmful is not None:
             return bool(self.seed.harmful)
+        if not (self.decision and self.decision.category) and self.answer_refuses is not None:
+            return self.answer_refuses
         return not (self.decision and self.decision.category and self.decision.category.action == "answer")
 
 
@@ -284,6 +289,8 @@ class Builder:
             self.reject(item.seed, problem, item)
             return False
         item.decision = parse_decision(item.thought, self.policy)
+        if item.decision.category is None:
+            item.answer_refuses = find_refusal(item.answer) is not None
         return True
 
     def _released(self, item: Item) -> bool:

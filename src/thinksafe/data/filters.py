@@ -234,6 +234,7 @@ _PUNCT = str.maketrans("", "", string.punctuation + "\u2018\u2019\u201c\u201d")
 
 
 def normalise(text: str) -> str:
+    """Lower case, punctuation dropped, single spaces: how "the same question" is compared."""
     return " ".join(text.lower().translate(_PUNCT).split())
 
 

@@ -99,6 +99,9 @@ _NEG = (r"(?:can ?not|can't|cant|won't|wont|will not|shan't|couldn't|could not|w
         r"must not|mustn't|should not|shouldn't|may not|will never|would never|'ll never|'d never|never|"
         r"(?:am|'m) (?:not |un)able to|(?:am|'m) not (?:going|gonna|about|allowed|permitted|willing|prepared|"
         r"comfortable|in a position|here)(?: to)?)")
+# Without a subject only "can't / won't" reads as the speaker's refusal ("Can't help with that."); a bare
+# "don't / never / must not" + verb is an instruction ("Do not tell anyone.", "Never give your real name.").
+_NEG_BARE = r"(?:can ?not|can't|cant|won't|wont|will not|shan't)"
 _FILL = r"(?:\s+(?:be able to|be|be going to|really|just|actually|personally|in good conscience|help you|ever))*"
 # What follows "I can't <verb>" in sentences that are not refusals.
 _NOT_A_REFUSAL = (r"(?!\s+(?:but|feeling|thinking|noticing|wondering|laughing|smiling)\b)"
@@ -236,7 +239,7 @@ _DIGITS = tuple("0123456789")
 REFUSAL_SIGNALS: tuple[Signal, ...] = (
     Signal("won't/can't + help verb", REFUSAL, 2.0,
            rf"(?:\b(?:i|we)\s*(?:really\s+|simply\s+|just\s+|unfortunately\s+|honestly\s+|still\s+|therefore\s+)?"
-           rf"|(?:^|[.!?:;]\s+)|\b(?:and|so) ){_NEG}(?:{_FILL}\s+{_ASSIST}\b|\s+be\s+{_ASSIST_ING}\b|"
+           rf"{_NEG}|(?:^|(?<=[.!?:;]\s)|\b(?:and|so) ){_NEG_BARE})(?:{_FILL}\s+{_ASSIST}\b|\s+be\s+{_ASSIST_ING}\b|"
            rf"(?:\s+do(?: it| that| this)?)?\s*(?:[.!]|$)){_NOT_A_REFUSAL}",
            ("n't", "not", "never", "unable"), role="stop"),
     Signal("unable to help", REFUSAL, 2.0,

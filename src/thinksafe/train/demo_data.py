@@ -25,6 +25,7 @@ from typing import Any
 
 from ..benchmarks.probes import (BENIGN, HARMFUL, HARMFUL_VERBS, TEMPLATES, VERB_OBJECTS, image_text, prompt_for,
                                  request)
+from ..data.filters import normalise  # noqa: F401  (how "the same request" is compared; demo.py uses it)
 
 # What each harmful verb is: the thought names it, so a stand-in that learned the
 # verbs names the right harm for a verb on an object it never saw it with.
@@ -58,11 +59,6 @@ def demo_rows() -> list[dict[str, Any]]:
              "image_text": image_text(verb, obj), "question": prompt_for(verb, obj, k),
              "response": response(verb, obj)}
             for verb, obj in training_pairs() for k in range(len(TEMPLATES))]
-
-
-def normalise(text: str) -> str:
-    """Lower case, letters and digits only, single spaces: how "the same request" is compared."""
-    return " ".join(re.sub(r"[^a-z0-9']+", " ", text.lower()).split())
 
 
 def demo_words() -> list[str]:
