@@ -39,13 +39,19 @@ import numpy as np
 from ..benchmarks import headline
 from ..errors import UserError
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
-from ..runinfo import NotARunFolder
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
 from ..records import SAFE, UNSAFE
+from ..runinfo import NotARunFolder
 from .headline import pct as _pct
 from .runs import unique_names
-from .tradeoff import (TRADEOFF_HEADER, outcome_label, tradeoff_legend, tradeoff_rows, tradeoff_summary,
-                       write_tradeoff_plot)
+from .tradeoff import (
+    TRADEOFF_HEADER,
+    outcome_label,
+    tradeoff_legend,
+    tradeoff_rows,
+    tradeoff_summary,
+    write_tradeoff_plot,
+)
 
 SCALE = ("run - base on a better-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
