@@ -221,7 +221,7 @@ class MOSSBench(Benchmark):
         return [self.info_path()]
 
     def download(self) -> Path:
-        """Fetch ``information.json`` and the 300 images (about 290 MB) from the authors'
+        """Fetch ``information.json`` and the 304 images (about 290 MB) from the authors'
         repository at a pinned commit; each file is checked against its git blob id."""
         from .download import download_github_folder
 
