@@ -44,6 +44,14 @@ def test_unreadable_answers_are_none(answer):
     assert extract_choice(answer, OPTIONS) is None
 
 
+@pytest.mark.parametrize("answer, letter", [
+    ("The answer is B. Options A and C are wrong.", "B"),  # a hedge-like phrase after a statement
+    ("Between A and B, B is correct.", "B"),
+])
+def test_a_statement_wins_over_a_hedge_elsewhere(answer, letter):
+    assert extract_choice(answer, OPTIONS) == Choice(letter, "statement")
+
+
 def test_option_text_prefers_the_longest_match_and_whole_words():
     assert extract_choice("It is dark red.", COLOURS).letter == "B"
     assert extract_choice("red", COLOURS).letter == "A"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from thinksafe.benchmarks import download
-from thinksafe.benchmarks.download import DownloadError, Remote, cache_root, fetch, release_dir
+from thinksafe.benchmarks.download import DownloadError, Remote, _http_message, cache_root, fetch, release_dir
 from thinksafe.errors import UserError
 
 from file_server import FileServer, closed_port_url
@@ -97,6 +97,16 @@ def test_not_found_is_not_retried(server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="answered HTTP 404.*--data DIR"):
         fetch([missing], tmp_path, what="demo", progress=False)
     assert len(server.log) == 1
+
+
+@pytest.mark.parametrize("code, kind, hint", [
+    (401, "hf", "Hugging Face login (set HF_TOKEN)"), (403, "hf", "Hugging Face login (set HF_TOKEN)"),
+    (403, "github", "GitHub may be rate-limiting this address; retry later"),
+    (401, "github", "access refused"), (404, "github", "the pinned revision may no longer be published")])
+def test_http_error_hints_match_the_host(code, kind, hint) -> None:
+    message = _http_message("demo", "https://x/y", code, kind)
+    assert f"answered HTTP {code} (" in message and hint in message
+    assert ("HF_TOKEN" in message) == (kind == "hf")
 
 
 def test_hugging_face_files_use_the_pinned_revision_and_keep_the_token_on_its_host(server, monkeypatch,

@@ -125,3 +125,30 @@ def test_nothing_to_trade_off_without_capability_or_over_refusal(compared):
     assert parts_of("siuo", "awareness") == [("safety", "siuo", None, False)]
     assert parts_of("mossbench", "awareness") == [("over_refusal", "mossbench", None, False)]
     assert parts_of("unknown", "other") == []
+
+
+def write_samples(folder, rows):
+    folder.mkdir(parents=True)
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_unreadable_outcome_is_not_replaced_by_another_judges_label(tmp_path):
+    from thinksafe.report.compare import _answer_labels
+    from thinksafe.report.tradeoff import _outcomes
+    # a capability row: its outcome None (unparsed), its answer judged "safe" by a generic judge;
+    # an older row without "outcome" still reads the answer label
+    run = write_samples(tmp_path / "run", [
+        {"id": "1", "outcome": None, "judgments": {"answer": {"target": "answer", "label": "safe"}}},
+        {"id": "2", "judgments": {"answer": {"target": "answer", "label": "unsafe"}}}])
+    assert _answer_labels(run / "samples.jsonl") == {"1": "missing", "2": "unsafe"}
+    assert _outcomes(run) == {"1": ("missing", "", True), "2": ("unsafe", "", True)}
+
+
+def test_no_answer_leaves_out_samples_that_never_ran(tmp_path):
+    from thinksafe.report.tradeoff import _no_answer, _outcomes
+    run = write_samples(tmp_path / "run", [
+        {"id": "1", "outcome": "safe"}, {"id": "2", "outcome": None},
+        {"id": "3", "outcome": None, "error": "images/3.png not found"},
+        {"id": "4", "outcome": None, "error": "generation failed: HTTP 500"}])
+    assert _no_answer([_outcomes(run)]) == 0.5  # 1 unreadable of the 2 that ran

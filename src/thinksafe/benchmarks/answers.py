@@ -111,10 +111,12 @@ def extract_choice(answer: str, options: Mapping[str, str]) -> Choice | None:
     Rules, in order (the first that gives exactly one valid letter wins):
 
     1. ``letter``: the whole answer is a letter: ``B``, ``(B)``, ``B.``, ``**B**``, ``\\boxed{B}``.
-    A hedge between two options ("A or B", "(A) and (C)") is None.
-
     2. ``statement``: an explicit statement: "Answer: B", "The answer is (B).", "the correct
-       option is B", "B is correct". Statements naming two different letters: None.
+       option is B", "B is correct". Statements naming two different letters, or stating a
+       hedge ("Answer: A or B"): None.
+
+    Without a statement, a hedge between two options ("A or B", "(A) and (C)") is None;
+    after one, a hedge elsewhere does not count ("The answer is B. A and C are wrong." is B).
     3. ``leading``: the answer starts with a marked letter: "B. cat", "(B) cat", "B) cat", "B: cat".
     4. ``parenthesized``: exactly one distinct "(X)" in the answer.
     5. ``option_text``: the answer is one option's text, or contains exactly one option's text
@@ -135,12 +137,17 @@ def extract_choice(answer: str, options: Mapping[str, str]) -> Choice | None:
     bare = _BARE.fullmatch(text)
     if bare and bare.group(1).upper() in options:
         return Choice(bare.group(1).upper(), "letter")
-    if any(a in options and b in options and a != b for a, b in _HEDGE.findall(text)):
-        return None
-    stated = _STATEMENT.findall(text) + _IS_CORRECT.findall(text)
-    if any(x in options for x in stated):
-        letter = _only(stated, options)
+    hedges = [m.span() for m in _HEDGE.finditer(text)
+              if m.group(1) in options and m.group(2) in options and m.group(1) != m.group(2)]
+    stated = [m for rx in (_STATEMENT, _IS_CORRECT) for m in rx.finditer(text) if m.group(1) in options]
+    if stated:
+        # a statement of a hedge ("Answer: A or B") states nothing
+        if any(a <= m.start(1) < b for m in stated for a, b in hedges):
+            return None
+        letter = _only([m.group(1) for m in stated], options)
         return Choice(letter, "statement") if letter else None
+    if hedges:  # a hedge outside any statement stops the weaker rules
+        return None
     lead = _LEADING.match(text)
     if lead and (lead.group(1) or lead.group(2)) in options:
         return Choice(lead.group(1) or lead.group(2), "leading")

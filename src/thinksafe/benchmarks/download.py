@@ -2,16 +2,16 @@
 
 A benchmark declares the files it needs as :class:`Remote` entries (a file of a
 GitHub repository at a commit, or of a Hugging Face dataset at a revision) and
-calls :func:`fetch` with the folder :func:`release_dir` gives it::
+calls :func:`download_release`, which runs :func:`fetch` into the folder
+:func:`release_dir` gives it and returns that folder and what ``run.json`` records::
 
-    from .download import Remote, fetch, release_dir
+    from .download import Remote, download_release
 
     FILES = [Remote.github("owner/repo", "0123abc...", "data/questions.csv", sha256="..."),
              Remote.hf("owner/dataset", "main", "data/test-00000-of-00001.parquet")]
 
     def download(self) -> Path:
-        root = release_dir(self.name, "v1")
-        self.downloads = fetch(FILES, root, what=self.name)
+        root, self.downloads = download_release(self.name, "v1", FILES)
         return root
 
 What :func:`fetch` does for each file:
@@ -252,7 +252,7 @@ def _download(remote: Remote, target: Path, what: str, on_bytes: Callable[[int],
                 continue
             if exc.code < 500 and exc.code != 429:
                 error = NotPublished if exc.code == 404 else DownloadError
-                raise error(_http_message(what, url, exc.code)) from exc
+                raise error(_http_message(what, url, exc.code, remote.kind)) from exc
             last = exc
             continue
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -270,9 +270,15 @@ def _download(remote: Remote, target: Path, what: str, on_bytes: Callable[[int],
                         "(the download resumes), or download the files yourself and pass --data DIR")
 
 
-def _http_message(what: str, url: str, code: int) -> str:
-    hint = ("the dataset may need a Hugging Face login (set HF_TOKEN)" if code in (401, 403)
-            else "the pinned revision may no longer be published")
+def _http_message(what: str, url: str, code: int, kind: str = "") -> str:
+    if kind == "hf" and code in (401, 403):
+        hint = "the dataset may need a Hugging Face login (set HF_TOKEN)"
+    elif kind == "github" and code == 403:
+        hint = "GitHub may be rate-limiting this address; retry later"
+    elif code in (401, 403):
+        hint = "access refused"
+    else:
+        hint = "the pinned revision may no longer be published"
     return f"{what}: {url} answered HTTP {code} ({hint}); download the files yourself and pass --data DIR"
 
 

@@ -27,7 +27,8 @@ Protocol
 * Download (without ``--data``): the two question CSVs from
   github.com/ThuCCSLab/FigStep at commit 0861b17b3d67887c06ee3534ec65b3012f9becb7,
   each checked against its sha256, into the cache (``THINKSAFE_CACHE``);
-  the images are rendered (the authors ship them only as a zip of screenshots).
+  the images are rendered from the questions, as ``src/generate_prompts.py``
+  renders them (the authors' PNGs, ``data/images/SafeBench/*.png``, are not downloaded).
 
 Checked against ThuCCSLab/FigStep at 0861b17b3d67 (``src/generate_prompts.py``,
 ``data/question/*.csv``, README).

@@ -22,7 +22,7 @@ unsafe, anything else ``unparsed``. *Effective* mode (query, response): the
 first ``[Effectiveness Judgement:] Very Effective | Partially Effective |
 Ineffective`` (Very/Partially count as effective); it goes to ``extra``
 (``effectiveness``, ``effective``, ``effectiveness_raw``). ``--judge
-llm``/``official`` run the safe mode only. Judge, mcqa (``--judge official``):
+llm`` runs the safe mode only. Judge, mcqa (``--judge official``):
 the option letter by our rule parser; ``--judge siuo --judge-model M`` adds an
 LLM extractor (our wording: the authors have none) for what the rule cannot read.
 

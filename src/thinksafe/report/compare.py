@@ -39,12 +39,19 @@ import numpy as np
 from ..benchmarks import headline
 from ..errors import UserError
 from ..metrics.agreement import find_run_dirs, load_jsonl, read_json
-from ..runinfo import NotARunFolder
 from ..metrics.stats import bootstrap_diffs, mcnemar_exact, percentile_ci, wilson
-from ..records import MISSING, SAFE, UNSAFE
+from ..records import SAFE, UNSAFE
+from ..runinfo import NotARunFolder
 from .headline import pct as _pct
 from .runs import unique_names
-from .tradeoff import TRADEOFF_HEADER, tradeoff_legend, tradeoff_rows, tradeoff_summary, write_tradeoff_plot
+from .tradeoff import (
+    TRADEOFF_HEADER,
+    outcome_label,
+    tradeoff_legend,
+    tradeoff_rows,
+    tradeoff_summary,
+    write_tradeoff_plot,
+)
 
 SCALE = ("run - base on a better-is-positive scale: ASR benchmarks base_asr - run_asr, "
          "accuracy benchmarks run_acc - base_acc")
@@ -90,10 +97,7 @@ def _answer_labels(path: Path) -> dict[str, str]:
         sid = str(row["id"])
         if sid in labels:
             raise CompareError(f"{path}: sample id {sid!r} appears twice")
-        # "outcome" is the benchmark's own per-sample verdict (right/wrong behaviour
-        # for awareness benchmarks); older files only have the answer label.
-        answer = (row.get("judgments") or {}).get("answer") or {}
-        labels[sid] = row.get("outcome") or answer.get("label") or MISSING
+        labels[sid] = outcome_label(row)
     return labels
 
 

@@ -67,19 +67,28 @@ def parts_of(bench: str, family: str) -> list[tuple[str, str, tuple[str, ...] | 
     return [("safety", f"{bench} (not {label})", cats, True), ("over_refusal", f"{bench} ({label})", cats, False)]
 
 
-def _outcomes(run_dir: Path) -> dict[str, tuple[str, str]]:
-    """Sample id -> (answer outcome label, category), as ``thinksafe compare`` reads them."""
+def outcome_label(row: dict[str, Any]) -> str:
+    """A ``samples.jsonl`` row's verdict: its ``outcome`` (the benchmark's own: None when
+    unreadable), or, in older files without one, the answer judgment's label."""
+    if "outcome" in row:
+        return row["outcome"] or MISSING
+    answer = (row.get("judgments") or {}).get("answer") or {}
+    return answer.get("label") or MISSING
+
+
+def _outcomes(run_dir: Path) -> dict[str, tuple[str, str, bool]]:
+    """Sample id -> (answer outcome label, category, ran), as ``thinksafe compare`` reads them;
+    ``ran`` is False for a sample that never ran (``error``: no image, a failed generation)."""
     out = {}
     for row in load_jsonl(Path(run_dir) / "samples.jsonl"):
-        answer = (row.get("judgments") or {}).get("answer") or {}
-        out[str(row["id"])] = (row.get("outcome") or answer.get("label") or MISSING, str(row.get("category") or ""))
+        out[str(row["id"])] = (outcome_label(row), str(row.get("category") or ""), not row.get("error"))
     return out
 
 
-def _select(rows: dict[str, tuple[str, str]], cats: tuple[str, ...] | None, exclude: bool) -> dict[str, str]:
+def _select(rows: dict[str, tuple[str, str, bool]], cats: tuple[str, ...] | None, exclude: bool) -> dict[str, str]:
     if cats is None:
-        return {i: label for i, (label, _) in rows.items()}
-    return {i: label for i, (label, cat) in rows.items() if (cat in cats) != exclude}
+        return {i: label for i, (label, _, _) in rows.items()}
+    return {i: label for i, (label, cat, _) in rows.items() if (cat in cats) != exclude}
 
 
 def _part(base: dict[str, str], run: dict[str, str], n_resamples: int, seed: Sequence[int],
@@ -124,9 +133,9 @@ def _as_refusal(side: dict[str, Any] | None) -> dict[str, Any] | None:
     return side
 
 
-def _no_answer(rows: list[dict[str, tuple[str, str]]]) -> float | None:
+def _no_answer(rows: list[dict[str, tuple[str, str, bool]]]) -> float | None:
     """Share of capability questions that ran but have no readable answer (missing / unparsed)."""
-    labels = [label for r in rows for label, _ in r.values()]
+    labels = [label for r in rows for label, _, ran in r.values() if ran]
     ran = [x for x in labels if x in (SAFE, UNSAFE, MISSING, UNPARSED)]
     return sum(x in (MISSING, UNPARSED) for x in ran) / len(ran) if ran else None
 
