@@ -203,7 +203,7 @@ def test_study_runs_compares_and_resumes(study):
     data = json.loads(page.split("<script type='application/json' id='ts-data'>", 1)[1].split("</script>", 1)[0])
     assert data["runs"] == ["base", "reasoning", "tuned"]
     # `thinksafe report` on the study folder reads the study.json the study wrote: the same runs
-    cli("report", out, "--out", config.parent / "again.html")
+    cli("report", out, "--html", config.parent / "again.html")
     again = (config.parent / "again.html").read_text()
     data = json.loads(again.split("<script type='application/json' id='ts-data'>", 1)[1].split("</script>", 1)[0])
     assert data["runs"] == ["base", "reasoning", "tuned"]
