@@ -84,6 +84,16 @@ def test_second_run_trains_and_evaluates_nothing_again(recipe):
     assert not any(r["ran"] for r in json.loads((recipe / "study" / "study.json").read_text())["runs"])
     assert "| base (base) | vlguard (tuned)" in out
 
+    # other data under the same train.json path (fewer rows): every set is trained again, on the new data
+    import hashlib
+    cli("baselines", "--stand-in", "--out", recipe, "--rows", 3, "--steps", 2)
+    for name in SETS:
+        adapter = recipe / "adapters" / name
+        assert (adapter / "adapter_model.safetensors").stat().st_mtime_ns != before[name]
+        assert json.loads((adapter / "train_summary.json").read_text())["data_check"]["rows"] == 3
+        digest = hashlib.sha256((recipe / "data" / name / "train.json").read_bytes()).hexdigest()
+        assert (adapter / "data.sha256").read_text() == digest + "\n"
+
 
 def test_user_errors_name_the_flag(tmp_path):
     assert "--base, --source, --rows and --steps are required" in cli("baselines", "--out", tmp_path, expect=2).output

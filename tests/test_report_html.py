@@ -279,9 +279,17 @@ def test_run_folders_compare_and_study_folders(evil, tmp_path, monkeypatch):
     study = tmp_path / "study"
     for name in ("base", "reasoning"):
         shutil.copytree(evil[name], study / f"{name}-model" / "jailbreakv")
-    (study / "study.json").write_text(json.dumps({"runs": [
-        {"name": "Base", "dir": "base-model", "role": "base"},
-        {"name": "Thinking", "dir": "reasoning-model", "role": "reasoning"}]}))
+    # the shape `thinksafe study` writes (study/report.py build_study): one entry per model under "models",
+    # "runs" one per model x benchmark job (with no name or role), dirs as the study wrote them (moved here)
+    (study / "study.json").write_text(json.dumps({"schema": "thinksafe.study/1", "models": [
+        {"name": "Thinking", "model": "r1", "role": "reasoning", "compare_to": ["Base"],
+         "dir": "/elsewhere/reasoning-model"},
+        {"name": "Base", "model": "b", "role": "base", "compare_to": [], "dir": "/elsewhere/base-model"},
+        {"name": "Down", "model": "d", "role": "reasoning", "compare_to": ["Base"], "dir": "/elsewhere/down"}],
+        "runs": [{"model": "Base", "benchmark": "jailbreakv", "dir": "/elsewhere/base-model/jailbreakv",
+                  "status": "done"},
+                 {"model": "Thinking", "benchmark": "jailbreakv", "dir": "/elsewhere/reasoning-model/jailbreakv",
+                  "status": "done"}]}))
     cli("report", study)
     html = (study / "report.html").read_text()
     assert page_json(html)["runs"] == ["Base", "Thinking"]

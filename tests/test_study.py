@@ -202,6 +202,11 @@ def test_study_runs_compares_and_resumes(study):
     page = (out / "report.html").read_text()
     data = json.loads(page.split("<script type='application/json' id='ts-data'>", 1)[1].split("</script>", 1)[0])
     assert data["runs"] == ["base", "reasoning", "tuned"]
+    # `thinksafe report` on the study folder reads the study.json the study wrote: the same runs
+    cli("report", out, "--html", config.parent / "again.html")
+    again = (config.parent / "again.html").read_text()
+    data = json.loads(again.split("<script type='application/json' id='ts-data'>", 1)[1].split("</script>", 1)[0])
+    assert data["runs"] == ["base", "reasoning", "tuned"]
 
     # a rerun makes no request at all and writes the same tables
     before = [len(s.log) for s in servers.values()]
@@ -234,3 +239,32 @@ def test_servers_ran_at_the_same_time(study):
     cli("study", config, "--quiet", expect=1)
     spans = [(min(r["start"] for r in s.log), max(r["end"] for r in s.log)) for s in servers.values()]
     assert max(start for start, _ in spans) < min(end for _, end in spans)
+
+
+def test_endpoint_check_probes_each_url_of_a_fleet():
+    """A fleet's comma-joined --base-url is split: the group is down only if every URL is."""
+    import http.server
+    import threading
+
+    from thinksafe.study.runner import check_endpoint
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"data": []}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        good = f"http://127.0.0.1:{server.server_port}/v1"
+        assert check_endpoint(f"http://127.0.0.1:9/v1,{good}") is None
+        assert check_endpoint("http://127.0.0.1:9/v1, http://127.0.0.1:7/v1/") == (
+            "endpoint http://127.0.0.1:9/v1 is unreachable ([Errno 111] Connection refused); "
+            "endpoint http://127.0.0.1:7/v1 is unreachable ([Errno 111] Connection refused)")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -116,3 +116,21 @@ def test_study_json_is_plain_json(tmp_path):
     js, md = study_report.write_study(study, tmp_path)
     assert json.loads(js.read_text()) == study
     assert "| jailbreak | figstep | ASR % (lower is safer) | 25.0 [10.0, 50.0] |" in md.read_text()
+
+
+def test_adapter_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    (tmp_path / "cfg" / "runs" / "tis-lora").mkdir(parents=True)
+    path = tmp_path / "cfg" / "study.yaml"
+    path.write_text("""
+version: 1
+out: out
+benchmarks: figstep
+models:
+  - {name: local, model: hf/Fancy-MLLM/R1-Onevision-7B, adapter: runs/tis-lora}
+  - {name: hub, model: hf/Fancy-MLLM/R1-Onevision-7B, adapter: someone/tis-lora}
+  - {name: absolute, model: hf/Fancy-MLLM/R1-Onevision-7B, adapter: /abs/tis-lora}
+""")
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    adapters = {m.name: m.adapter for m in load_study(path).models}
+    assert adapters == {"local": str(tmp_path / "cfg" / "runs" / "tis-lora"), "hub": "someone/tis-lora",
+                        "absolute": "/abs/tis-lora"}

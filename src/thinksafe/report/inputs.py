@@ -3,8 +3,9 @@
 * run folders (or preset folders of them): one run each, the first is the base;
   with several, the comparison is computed as ``thinksafe compare`` would;
 * a compare folder (``compare.json`` from ``thinksafe compare``): its runs and its comparison;
-* a study folder (``study.json``): its runs (``runs: [{name, dir, role}]`` when
-  listed, else each subfolder holding run folders) and its comparison when
+* a study folder (``study.json`` from ``thinksafe study``): one run per model of
+  its ``models`` list (``{name, dir, role, …}``; bases first, models with no
+  results left out), else each subfolder holding run folders; its comparison when
   ``study.json`` holds one in the ``compare.json`` shape (at the top or under
   ``comparison``), else one computed from the runs.
 """
@@ -110,16 +111,35 @@ def _compare_shaped(obj: Any) -> bool:
             and all(isinstance(b, Mapping) and "comparisons" in b for b in obj["benchmarks"].values()))
 
 
+_ROLE_RANK = {"base": 0, "reasoning": 1, "tuned": 2}
+
+
+def study_run_refs(study: Mapping[str, Any], folder: Path) -> list[RunRef]:
+    """One run per model of ``study.json``'s ``models`` list, bases first, then
+    reasoning and tuned models; a model whose folder holds no run is left out.
+    A model's ``dir`` is looked for as written, then inside ``folder``."""
+    refs = []
+    models = [m for m in study.get("models") or [] if isinstance(m, Mapping) and m.get("name")]
+    for m in sorted(models, key=lambda m: _ROLE_RANK.get(m.get("role"), 3)):
+        listed = Path(str(m.get("dir") or m["name"]))
+        found = next((c for c in (listed, folder / listed, folder / listed.name) if c.is_dir()), None)
+        if found is None:
+            continue
+        try:
+            find_run_dirs(found)
+        except FileNotFoundError:
+            continue  # nothing ran for this model (its server was down, say)
+        refs.append(RunRef(found, str(m["name"]), m.get("role")))
+    return refs
+
+
 def _study_folder(folder: Path) -> ReportInputs:
     study = read_json(folder / "study.json")
-    listed = study.get("runs")
-    if isinstance(listed, list) and listed and all(isinstance(r, Mapping) and r.get("dir") for r in listed):
-        runs = [RunRef(_locate(str(r["dir"]), folder, "study.json"), r.get("name") or r.get("label"), r.get("role"))
-                for r in listed]
-    else:
+    runs = study_run_refs(study, folder)
+    if not runs:
         subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and _kind(p) == "run")
         if not subfolders:
-            raise UserError(f"{folder}: study.json lists no runs and no subfolder holds run folders")
+            raise UserError(f"{folder}: study.json lists no model with results and no subfolder holds run folders")
         runs = [RunRef(p) for p in subfolders]
     comparison = next((c for c in (study.get("comparison"), study) if _compare_shaped(c)), None)
     if comparison is not None and len(comparison["runs"]) != len(runs):

@@ -122,6 +122,16 @@ def _path(base: Path, value: Any, where: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+def _adapter(base: Path, value: str) -> str:
+    """An adapter folder relative to the config file when one is there; else as
+    written (absolute, or a Hub id such as ``user/tis-lora``)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    local = base / p
+    return str(local) if local.exists() else value
+
+
 def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -238,7 +248,7 @@ def _models(value: Any, cfg: StudyConfig, where: str) -> list[ModelSpec]:
             if entry is None:
                 raise UserError(f"{at}: model {d['model']!r} is not openai/NAME, hf/PATH or a registry name "
                                 "(`thinksafe models` lists them)")
-        models.append(_model(d, entry, at))
+        models.append(_model(d, entry, at, cfg.path.parent))
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -252,7 +262,7 @@ def _models(value: Any, cfg: StudyConfig, where: str) -> list[ModelSpec]:
     return models
 
 
-def _model(d: dict[str, Any], entry: Any, at: str) -> ModelSpec:
+def _model(d: dict[str, Any], entry: Any, at: str, here: Path) -> ModelSpec:
     name = d.get("name") or (entry.name if entry else d["model"].rstrip("/").rsplit("/", 1)[-1])
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
         raise UserError(f"{at}: name {name!r} must be letters, digits, '.', '_', '-' (it names a folder)")
@@ -273,6 +283,8 @@ def _model(d: dict[str, Any], entry: Any, at: str) -> ModelSpec:
     for key in ("concurrency", "batch_size"):
         if d.get(key) is not None:
             setattr(spec, key, _typed(d[key], int, f"{at}: {key}"))
+    if spec.adapter:
+        spec.adapter = _adapter(here, spec.adapter)
     if d.get("timeout") is not None:
         spec.timeout = float(_typed(d["timeout"], (int, float), f"{at}: timeout"))
     if d.get("trust_remote_code") is not None:

@@ -184,20 +184,11 @@ def write_study(study: dict[str, Any], out: Path) -> tuple[Path, Path]:
 def write_html(study: dict[str, Any], out: Path) -> Path | None:
     """``OUT/report.html``: every model's runs on one page, bases first, with the
     paired comparison against the first base. None when no model has results."""
-    from ..metrics.agreement import find_run_dirs
     from ..report.compare import CompareError, compare_runs
     from ..report.html import write_report
-    from ..report.runs import RunRef
+    from ..report.inputs import study_run_refs
 
-    rank = {"base": 0, "reasoning": 1, "tuned": 2}
-    refs = []
-    for m in sorted(study.get("models", []), key=lambda m: rank.get(m.get("role"), 3)):
-        folder = Path(m.get("dir") or out / m["name"])
-        try:
-            find_run_dirs(folder)
-        except FileNotFoundError:
-            continue  # nothing ran for this model (its server was down, say)
-        refs.append(RunRef(folder, m["name"], m.get("role")))
+    refs = study_run_refs(study, out)
     if not refs:
         return None
     stats = study.get("stats", {})

@@ -137,7 +137,21 @@ def folder_state(cfg: EvalConfig) -> tuple[str, str, SampleSummary | None]:
 # ---- endpoints ----------------------------------------------------------------------------
 
 def check_endpoint(base_url: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 10.0) -> str | None:
-    """None when something answers at ``base_url`` (any HTTP status), else why not."""
+    """None when something answers (any HTTP status) at ``base_url`` -- at any
+    one of its URLs when it lists several (a fleet, comma-separated) -- else why not."""
+    from ..models.fleet import split_urls
+
+    urls = split_urls(base_url)
+    reasons = []
+    for url in urls:
+        reason = _check_one(url, api_key_env, timeout)
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return "; ".join(reasons) or f"no server URL in {base_url!r}"
+
+
+def _check_one(base_url: str, api_key_env: str, timeout: float) -> str | None:
     import os
 
     request = urllib.request.Request(base_url.rstrip("/") + "/models")
@@ -229,13 +243,14 @@ class _Display:
 def _run_group(jobs: list[Job], display: _Display, skip_done: bool) -> list[Outcome]:
     outcomes = []
     down: str | None = None
-    pending = [j for j in jobs if not skip_done or folder_state(j.cfg)[0] != "done"]
+    states = {id(j): folder_state(j.cfg) for j in jobs} if skip_done else {}
+    pending = [j for j in jobs if not skip_done or states[id(j)][0] != "done"]
     first = jobs[0].cfg
     if pending and first.model.startswith("openai/") and first.base_url:
         down = check_endpoint(first.base_url, first.api_key_env)
     for job in jobs:
         if job not in pending:
-            state, _, summary = folder_state(job.cfg)
+            state, _, summary = states[id(job)]
             outcome = Outcome(job, state, False, summary or SampleSummary())
         elif down:
             outcome = Outcome(job, "failed", False, SampleSummary(), down)

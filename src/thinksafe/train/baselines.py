@@ -25,6 +25,7 @@ benchmarks: it shows the mechanism, not any dataset's effect.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -113,11 +114,21 @@ def train_config(recipe: Recipe, name: str) -> TrainConfig:
                                  "max_steps": recipe.steps, "seed": recipe.seed, "save_steps": 0})
 
 
+DATA_HASH = "data.sha256"
+"""Beside a trained adapter: the sha256 of the ``train.json`` it was trained on."""
+
+
+def data_sha256(cfg: TrainConfig) -> str:
+    return hashlib.sha256(Path(cfg.data).read_bytes()).hexdigest()
+
+
 def trained(cfg: TrainConfig) -> bool:
-    """A finished run of the same configuration is already in ``cfg.out``."""
+    """A finished run of the same configuration on the same data is already in ``cfg.out``
+    (``train.json`` keeps its path when ``--rows`` or a source changes: its sha256 decides)."""
     out = Path(cfg.out)
     return (out / "train_summary.json").is_file() and (out / "train_config.yaml").is_file() \
-        and read_yaml(out / "train_config.yaml") == cfg.to_dict()
+        and read_yaml(out / "train_config.yaml") == cfg.to_dict() \
+        and (out / DATA_HASH).is_file() and (out / DATA_HASH).read_text().strip() == data_sha256(cfg)
 
 
 def train_all(recipe: Recipe, echo) -> dict[str, dict[str, Any]]:
@@ -131,7 +142,10 @@ def train_all(recipe: Recipe, echo) -> dict[str, dict[str, Any]]:
             echo(f"  {name}: already trained with these settings ({cfg.out})")
         else:
             echo(f"  {name}: {recipe.steps} steps -> {cfg.out}")
+            digest = data_sha256(cfg)  # of the data this run reads
+            (Path(cfg.out) / DATA_HASH).unlink(missing_ok=True)
             train(cfg, echo=lambda line: echo("    " + line))
+            (Path(cfg.out) / DATA_HASH).write_text(digest + "\n")
             gc.collect()  # the trainer holds reference cycles; free its model before the next one
         summary = json.loads((Path(cfg.out) / "train_summary.json").read_text(encoding="utf-8"))
         summaries[name] = {k: summary.get(k) for k in ("steps", "first_loss", "last_loss", "seconds")}
