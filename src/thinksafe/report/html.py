@@ -67,7 +67,7 @@ def write_report(runs: Sequence[RunRef], comparison: Mapping[str, Any] | None, o
         The path written.
 
     Raises:
-        UserError: A folder is not a run folder, or ``comparison`` lists other runs.
+        UserError: A folder is not a run folder, or ``comparison`` holds another number of runs.
     """
     out = Path(out)
     loaded = load_runs(runs)
