@@ -173,3 +173,32 @@ def test_replaced_benchmark_file_is_refused_unless_accepted(figstep_dir, tmp_pat
         assert "benchmark files changed since this folder's last run" in " ".join(result.output.split())
     # FigStep sends the instruction as an image, whose bytes did not change: nothing to redo.
     assert len(server.log) == 10
+
+
+def test_file_fingerprints_are_the_bytes_hashed_once_and_follow_a_changed_file(figstep_dir, tmp_path, monkeypatch):
+    import builtins
+    import hashlib
+
+    from thinksafe.benchmarks import get_benchmark
+
+    data, _, _ = figstep_copy(figstep_dir, tmp_path / "data")
+    bench = get_benchmark("figstep")(data=data, subset="full")
+    files = sorted(bench.files())
+    whole = hashlib.sha256()
+    for path in files:
+        whole.update(path.name.encode())
+        whole.update(path.read_bytes())
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert bench.fingerprint() == whole.hexdigest()
+    assert bench.file_fingerprints() == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    assert sorted(opened) == sorted(str(p) for p in files)  # both from one read of each file
+    with real_open(files[0], "a", encoding="utf-8") as f:
+        f.write("\n")
+    assert bench.file_fingerprints()[str(files[0])] == hashlib.sha256(files[0].read_bytes()).hexdigest()

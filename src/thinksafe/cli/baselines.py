@@ -47,7 +47,7 @@ def baselines_cmd(
     err = Console(stderr=True)
     echo = lambda line: err.print(line, highlight=False)  # noqa: E731
     if stand_in:
-        _offline()
+        offline()
         recipe = bl.stand_in(out, **{k: v for k, v in (("rows", rows), ("steps", steps)) if v}, seed=seed)
     else:
         if not base or not source or not rows or not steps:
@@ -87,7 +87,9 @@ def _sources(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def _offline() -> None:
+def offline() -> None:
+    """Everything is local: make sure nothing tries a model hub. Library deprecation
+    notices (transformers 5 renames) are noise in a demo."""
     import os
     import warnings
 

@@ -21,19 +21,12 @@ def demo_cmd(
     request from the text: the numbers show that the loop works, not any real
     model's safety.
     """
-    import os
-    import warnings
-
     from rich.console import Console
 
     from ..train.demo import print_comparison, run_demo
+    from .baselines import offline
 
-    # Everything is local; make sure nothing tries a model hub.
-    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(key, "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    # Library deprecation notices (transformers 5 renames) are noise in a demo.
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    offline()
     err = Console(stderr=True)
     result = run_demo(out, seed=seed, steps=steps, lr=lr, echo=lambda line: err.print(line, highlight=False))
     print_comparison(result, out, Console())

@@ -38,6 +38,7 @@ import numpy as np
 from ..metrics.agreement import load_jsonl
 from ..metrics.stats import bootstrap_diffs, percentile_ci
 from ..records import MISSING, SAFE, UNPARSED, UNSAFE
+from .headline import ci_text, pct
 
 SIDES = ("safety", "over_refusal", "capability")
 SAFETY_FAMILIES = ("jailbreak", "awareness")
@@ -203,14 +204,11 @@ def tradeoff_summary(result: dict[str, Any]) -> dict[str, Any] | None:
 # ---- tables and the figure -------------------------------------------------------------
 
 def _pts(x: float | None, signed: bool = True) -> str:
-    if x is None:
-        return "-"
-    v = round(100 * x, 1) + 0.0
-    return f"{v:+.1f}" if signed else f"{v:.1f}"
+    return pct(x, signed)
 
 
 def _ci(ci: list[float] | None) -> str:
-    return "-" if ci is None else f"[{_pts(ci[0])}, {_pts(ci[1])}]"
+    return ci_text(ci, signed=True) or "-"
 
 
 TRADEOFF_HEADER = ["run", "safety gain (+ safer)", "over-refusal % base → run (change)", "capability Δ (+ better)",
