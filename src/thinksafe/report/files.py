@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,8 +36,9 @@ def _read_rows(path: Path):
             yield json.loads(line)
 
 
+@functools.lru_cache(maxsize=4)
 def _token_counter(model: str) -> Callable[[str], int] | None:
-    """Token counts with a local model's own tokenizer; None for API models."""
+    """Token counts with a local model's own tokenizer (loaded once per process); None for API models."""
     if not model.startswith("hf/"):
         return None
     try:
